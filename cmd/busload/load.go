@@ -1,0 +1,463 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/choiros/eventbus"
+	"github.com/oklog/ulid/v2"
+)
+
+// Report is the outcome of one run. Durations are in nanoseconds in JSON.
+type Report struct {
+	Rate     int      `json:"rate"`
+	Subs     int      `json:"subs"`
+	Patterns []string `json:"patterns"`
+	Topics   int      `json:"topics"`
+	Payload  int      `json:"payload"`
+	Store    string   `json:"store"`
+	Async    bool     `json:"async"`
+
+	Elapsed     time.Duration `json:"elapsed_ns"`      // publishing
+	Drain       time.Duration `json:"drain_ns"`        // from the end of publishing to the last mailbox closed
+	Published   uint64        `json:"published"`       // events accepted by Publish/PublishAsync
+	PublishRate float64       `json:"publish_per_sec"` // Published / Elapsed
+
+	Expected     uint64  `json:"expected"`          // deliveries a lossless bus makes
+	Delivered    uint64  `json:"delivered"`         // events the subscribers read
+	DeliveryRate float64 `json:"delivered_per_sec"` // Delivered / (Elapsed + Drain)
+	Dropped      uint64  `json:"dropped"`           // Stats().Dropped of the bus
+	Disconnected int     `json:"disconnected"`      // subscriptions ended by ErrSlowConsumer
+
+	LatencyP50 time.Duration `json:"latency_p50_ns"`
+	LatencyP95 time.Duration `json:"latency_p95_ns"`
+	LatencyP99 time.Duration `json:"latency_p99_ns"`
+	LatencyMax time.Duration `json:"latency_max_ns"`
+
+	Policies []PolicyReport `json:"policies"`
+
+	// Heap in use (runtime/metrics heap objects + unused) and the live heap
+	// after the last GC, at 10 s (0 if the run was shorter) and when
+	// publishing ended. The live heap is 0 until the first GC.
+	HeapInUseAt10s uint64 `json:"heap_inuse_10s,omitempty"`
+	HeapLiveAt10s  uint64 `json:"heap_live_10s,omitempty"`
+	HeapInUseEnd   uint64 `json:"heap_inuse_end"`
+	HeapLiveEnd    uint64 `json:"heap_live_end"`
+}
+
+// PolicyReport sums the subscriptions of one overflow policy.
+type PolicyReport struct {
+	Policy        string `json:"policy"`
+	Subscriptions int    `json:"subscriptions"`
+	Expected      uint64 `json:"expected"`
+	Delivered     uint64 `json:"delivered"` // read by the subscribers
+	Dropped       uint64 `json:"dropped"`   // SubscriptionStats.Dropped
+	Disconnected  int    `json:"disconnected"`
+}
+
+// subscriber is one subscription and what its reader measured.
+type subscriber struct {
+	sub      *eventbus.Subscription
+	policy   eventbus.Overflow
+	topics   []int // indexes of the topics its pattern matches
+	hist     histogram
+	received atomic.Uint64
+	last     int64 // monotonic ns of the last receipt; written by the reader before it exits
+}
+
+// clock is a monotonic clock shared by the publisher and the readers.
+type clock struct {
+	epoch   time.Time
+	epochMs uint64 // epoch wall time in Unix ms
+}
+
+func newClock() clock {
+	now := time.Now()
+	return clock{epoch: now, epochMs: uint64(now.UnixMilli())}
+}
+
+// now returns nanoseconds since the epoch.
+func (c *clock) now() int64 { return int64(time.Since(c.epoch)) }
+
+// stamp makes an event ID carrying the publish time at (ns since the
+// epoch): a ULID whose time is the wall-clock millisecond and whose entropy
+// holds at and a counter.
+func (c *clock) stamp(at int64, n uint64) ulid.ULID {
+	var id ulid.ULID
+	ms := c.epochMs + uint64(at)/1e6
+	id[0], id[1], id[2], id[3], id[4], id[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
+	binary.BigEndian.PutUint64(id[6:14], uint64(at))
+	binary.BigEndian.PutUint16(id[14:16], uint16(n))
+	return id
+}
+
+// sentAt returns the publish time stamp put in id.
+func sentAt(id ulid.ULID) int64 { return int64(binary.BigEndian.Uint64(id[6:14])) }
+
+// topicName returns topic i of the run.
+func topicName(prefix string, i int) string { return prefix + "." + strconv.Itoa(i) }
+
+// payload returns a valid JSON value of exactly n bytes (a string), or nil
+// (published as null) for n == 0.
+func payload(n int) []byte {
+	switch n {
+	case 0:
+		return nil
+	case 1:
+		return []byte("0")
+	}
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = 'x'
+	}
+	b[0], b[n-1] = '"', '"'
+	return b
+}
+
+// heapSample reads heap in use and live heap without stopping the world.
+func heapSample() (inuse, live uint64) {
+	s := []metrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/gc/heap/live:bytes"},
+	}
+	metrics.Read(s)
+	for i := range s {
+		if s[i].Value.Kind() != metrics.KindUint64 {
+			return 0, 0
+		}
+	}
+	return s[0].Value.Uint64() + s[1].Value.Uint64(), s[2].Value.Uint64()
+}
+
+// openStore returns the bus option for cfg.Store and a func closing a store
+// the run opened.
+func openStore(spec string) (eventbus.Option, func() error, error) {
+	noop := func() error { return nil }
+	switch {
+	case spec == "none":
+		return eventbus.WithStore(nil), noop, nil
+	case spec == "memory":
+		return nil, noop, nil // the bus default: a MemoryStore it owns
+	case strings.HasPrefix(spec, "sqlite:"):
+		st, err := openSQLite(strings.TrimPrefix(spec, "sqlite:"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("busload: %w", err)
+		}
+		return eventbus.WithStore(st), st.Close, nil
+	}
+	return nil, nil, fmt.Errorf("busload: unknown store %q", spec)
+}
+
+// run publishes for cfg.Duration, shuts the bus down and reports. Progress
+// lines go to w every cfg.Progress. If ctx ends early, publishing stops and
+// the report covers what was published.
+func run(ctx context.Context, cfg config, w io.Writer) (rep Report, err error) {
+	if err := cfg.check(); err != nil {
+		return rep, err
+	}
+	storeOpt, closeStore, err := openStore(cfg.Store)
+	if err != nil {
+		return rep, err
+	}
+	defer func() {
+		if cerr := closeStore(); cerr != nil && err == nil {
+			err = fmt.Errorf("busload: closing store: %w", cerr)
+		}
+	}()
+	bus, err := eventbus.New(storeOpt, eventbus.WithBufferSize(cfg.Buffer), eventbus.WithLogger(nil))
+	if err != nil {
+		return rep, fmt.Errorf("busload: %w", err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			_ = bus.Close()
+		}
+	}()
+
+	topics := make([]string, cfg.Topics)
+	for i := range topics {
+		topics[i] = topicName(cfg.Prefix, i)
+	}
+	subs := make([]*subscriber, cfg.Subs)
+	for i := range subs {
+		pat := cfg.Patterns[i%len(cfg.Patterns)]
+		s := &subscriber{policy: cfg.Overflow[i%len(cfg.Overflow)]}
+		for t, topic := range topics {
+			if eventbus.Match(pat, topic) {
+				s.topics = append(s.topics, t)
+			}
+		}
+		s.sub, err = bus.Subscribe(context.Background(), pat,
+			eventbus.WithOverflow(s.policy), eventbus.WithName("busload-"+strconv.Itoa(i)))
+		if err != nil {
+			return rep, fmt.Errorf("busload: subscriber %d (%s, %s): %w", i, pat, s.policy, err)
+		}
+		subs[i] = s
+	}
+
+	clk := newClock()
+	var readers sync.WaitGroup
+	for _, s := range subs {
+		readers.Go(func() {
+			var last int64
+			for e := range s.sub.C() {
+				last = clk.now()
+				s.hist.record(last - sentAt(e.ID))
+				s.received.Add(1)
+			}
+			s.last = last
+		})
+	}
+
+	// Progress lines, until the drain is over.
+	progressDone := make(chan struct{})
+	var progress sync.WaitGroup
+	var published atomic.Uint64
+	var heap10 [2]uint64 // written by the progress goroutine, read after it stops
+	if cfg.Progress > 0 {
+		progress.Go(func() {
+			reportProgress(w, cfg, &clk, bus, subs, &published, progressDone, func(inuse, live uint64) {
+				heap10 = [2]uint64{inuse, live}
+			})
+		})
+	}
+	stopProgress := func() {
+		if progressDone != nil {
+			close(progressDone)
+			progress.Wait()
+			progressDone = nil
+		}
+	}
+	defer stopProgress()
+
+	// Publish.
+	perTopic := make([]uint64, len(topics))
+	pubErr := publish(ctx, cfg, bus, &clk, topics, perTopic, &published)
+	elapsed := time.Duration(clk.now())
+	inuseEnd, liveEnd := heapSample()
+
+	// Drain: Shutdown delivers what was accepted and closes every mailbox.
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainWithin)
+	defer cancel()
+	shutErr := bus.Shutdown(dctx)
+	closed = true
+	if shutErr != nil {
+		// Shutdown finishes in the background; wait so nothing outlives run.
+		_ = bus.Close()
+	}
+	readers.Wait()
+	stopProgress()
+	if pubErr != nil {
+		return rep, pubErr
+	}
+	if shutErr != nil {
+		return rep, fmt.Errorf("busload: draining the bus: %w", shutErr)
+	}
+
+	rep = Report{
+		Rate: cfg.Rate, Subs: cfg.Subs, Patterns: cfg.Patterns, Topics: cfg.Topics,
+		Payload: cfg.Payload, Store: cfg.Store, Async: cfg.Async,
+		Elapsed: elapsed, Published: published.Load(),
+		HeapInUseEnd: inuseEnd, HeapLiveEnd: liveEnd,
+	}
+	rep.HeapInUseAt10s, rep.HeapLiveAt10s = heap10[0], heap10[1]
+	if elapsed > 0 {
+		rep.PublishRate = float64(rep.Published) / elapsed.Seconds()
+	}
+	var m merged
+	var lastRecv int64
+	policyIndex := map[eventbus.Overflow]int{}
+	for _, s := range subs {
+		m.add(&s.hist)
+		lastRecv = max(lastRecv, s.last)
+		i, ok := policyIndex[s.policy]
+		if !ok {
+			i = len(rep.Policies)
+			policyIndex[s.policy] = i
+			rep.Policies = append(rep.Policies, PolicyReport{Policy: s.policy.String()})
+		}
+		var exp uint64
+		for _, t := range s.topics {
+			exp += perTopic[t]
+		}
+		got := s.received.Load()
+		pr := &rep.Policies[i]
+		pr.Subscriptions++
+		pr.Expected += exp
+		pr.Delivered += got
+		pr.Dropped += s.sub.Stats().Dropped
+		if errors.Is(s.sub.Err(), eventbus.ErrSlowConsumer) {
+			pr.Disconnected++
+			rep.Disconnected++
+		}
+		rep.Expected += exp
+		rep.Delivered += got
+	}
+	rep.Dropped = bus.Stats().Dropped
+	rep.Drain = max(time.Duration(lastRecv)-elapsed, 0)
+	if span := elapsed + rep.Drain; span > 0 {
+		rep.DeliveryRate = float64(rep.Delivered) / span.Seconds()
+	}
+	rep.LatencyP50 = m.quantile(0.50)
+	rep.LatencyP95 = m.quantile(0.95)
+	rep.LatencyP99 = m.quantile(0.99)
+	rep.LatencyMax = time.Duration(m.max)
+	return rep, nil
+}
+
+// publish runs the publisher until cfg.Duration has passed or ctx ends,
+// counting accepted events per topic and in total.
+func publish(ctx context.Context, cfg config, bus *eventbus.Bus, clk *clock, topics []string, perTopic []uint64, published *atomic.Uint64) error {
+	body := payload(cfg.Payload)
+	events := make([]eventbus.Event, len(topics))
+	for i, topic := range topics {
+		events[i] = eventbus.Event{Type: eventbus.Custom("load"), Topic: topic, Payload: body, Source: "busload"}
+	}
+	// ctx only stops the loop between events: a Publish cut short by ctx
+	// could still deliver an event that would not be counted.
+	pctx := context.WithoutCancel(ctx)
+	pub := bus.Publish
+	if cfg.Async {
+		pub = bus.PublishAsync
+	}
+	end := int64(cfg.Duration)
+	var n uint64
+	next := 0
+	one := func() error {
+		e := events[next]
+		at := clk.now()
+		e.ID = clk.stamp(at, n)
+		if err := pub(pctx, e); err != nil {
+			return fmt.Errorf("busload: publish: %w", err)
+		}
+		perTopic[next]++
+		n++
+		published.Store(n)
+		if next++; next == len(events) {
+			next = 0
+		}
+		return nil
+	}
+
+	if cfg.Rate == 0 {
+		for {
+			if n%256 == 0 && (clk.now() >= end || ctx.Err() != nil) {
+				return nil
+			}
+			if err := one(); err != nil {
+				return err
+			}
+		}
+	}
+
+	total := uint64(cfg.Duration.Seconds() * float64(cfg.Rate))
+	tick := max(time.Millisecond, time.Second/time.Duration(cfg.Rate))
+	grace := max(tick, 100*time.Millisecond)
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	for {
+		now := clk.now()
+		owed := min(uint64(float64(now)*float64(cfg.Rate)/1e9), total)
+		for n < owed {
+			// A publisher that fell behind stops at the end anyway (with
+			// 100 ms of grace for the last batch): the shortfall shows in
+			// the achieved rate.
+			if n%64 == 0 && clk.now() > end+int64(grace) {
+				return nil
+			}
+			if err := one(); err != nil {
+				return err
+			}
+		}
+		if n >= total || now >= end {
+			return nil
+		}
+		select {
+		case <-ticker.C:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// reportProgress writes a line every cfg.Progress until done is closed, and
+// calls at10 once with a heap sample when cfg.HeapAt has passed.
+func reportProgress(w io.Writer, cfg config, clk *clock, bus *eventbus.Bus, subs []*subscriber, published *atomic.Uint64, done <-chan struct{}, at10 func(inuse, live uint64)) {
+	t := time.NewTicker(cfg.Progress)
+	defer t.Stop()
+	var prevPub, prevRecv uint64
+	prevAt := int64(0)
+	heapTaken := false
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		now := clk.now()
+		var m merged
+		var recv uint64
+		for _, s := range subs {
+			m.add(&s.hist)
+			recv += s.received.Load()
+		}
+		pub := published.Load()
+		inuse, live := heapSample()
+		if !heapTaken && now >= int64(cfg.HeapAt) {
+			heapTaken = true
+			at10(inuse, live)
+		}
+		secs := float64(now-prevAt) / 1e9
+		fmt.Fprintf(w, "busload: %5.1fs  published %8.0f/s  delivered %9.0f/s  p99 %-9v  dropped %d  heap %s\n",
+			float64(now)/1e9, float64(pub-prevPub)/secs, float64(recv-prevRecv)/secs,
+			m.quantile(0.99), bus.Stats().Dropped, mib(inuse))
+		prevPub, prevRecv, prevAt = pub, recv, now
+	}
+}
+
+// mib formats a byte count in MiB.
+func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// writeText prints the report for people.
+func (r Report) writeText(w io.Writer) {
+	mode := "Publish"
+	if r.Async {
+		mode = "PublishAsync"
+	}
+	rate := strconv.Itoa(r.Rate) + " events/s"
+	if r.Rate == 0 {
+		rate = "max rate"
+	}
+	fmt.Fprintf(w, "busload: %v at %s, %d subscribers (%s), %d topic(s), %d-byte payload, store %s, %s\n",
+		r.Elapsed.Round(time.Millisecond), rate, r.Subs, strings.Join(r.Patterns, ","), r.Topics, r.Payload, r.Store, mode)
+	fmt.Fprintf(w, "published     %d events, %.0f events/s\n", r.Published, r.PublishRate)
+	pct := 100.0
+	if r.Expected > 0 {
+		pct = 100 * float64(r.Delivered) / float64(r.Expected)
+	}
+	fmt.Fprintf(w, "delivered     %d of %d expected (%.2f%%), %.0f deliveries/s, drained %v after publishing\n",
+		r.Delivered, r.Expected, pct, r.DeliveryRate, r.Drain.Round(time.Microsecond))
+	fmt.Fprintf(w, "latency       p50 %v  p95 %v  p99 %v  max %v\n", r.LatencyP50, r.LatencyP95, r.LatencyP99, r.LatencyMax)
+	fmt.Fprintf(w, "dropped       %d", r.Dropped)
+	for _, p := range r.Policies {
+		fmt.Fprintf(w, "  [%s: %d subs, %d dropped, %d of %d delivered, %d disconnected]",
+			p.Policy, p.Subscriptions, p.Dropped, p.Delivered, p.Expected, p.Disconnected)
+	}
+	fmt.Fprintln(w)
+	at10 := "n/a (run < 10s)"
+	if r.HeapInUseAt10s > 0 {
+		at10 = fmt.Sprintf("%s (live %s)", mib(r.HeapInUseAt10s), mib(r.HeapLiveAt10s))
+	}
+	fmt.Fprintf(w, "heap in use   at 10s %s, at end %s (live %s)\n", at10, mib(r.HeapInUseEnd), mib(r.HeapLiveEnd))
+}
