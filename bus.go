@@ -1,0 +1,862 @@
+package eventbus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Bus is an in-process event bus. One goroutine, the loop, owns ordering:
+// it takes what publishers have queued, assigns Seq, appends the batch to
+// the store, and hands each event to every matching subscription's mailbox
+// under that subscription's overflow policy. All methods are safe for
+// concurrent use. Make one with New and stop it with Shutdown or Close.
+type Bus struct {
+	cfg        busConfig
+	store      Store
+	ownsStore  bool
+	in         *intake
+	routes     atomic.Pointer[routeTable]
+	epoch      time.Time
+	root       context.Context // parent of handler contexts
+	cancelRoot context.CancelCauseFunc
+	abort      chan struct{} // closed when Shutdown stops waiting: Block sends give up
+	abortOnce  sync.Once
+	rep        *reporter
+	waiters    sync.Pool // of *waiter
+
+	subMu   sync.Mutex
+	subs    map[*Subscription][]pattern
+	closing bool // set under subMu when Shutdown starts: no new subscriptions
+	nextID  uint64
+
+	wg       sync.WaitGroup // handler runners and catch-up goroutines
+	loopDone chan struct{}
+	shutOnce sync.Once
+	shutDone chan struct{}
+	shutErr  error
+
+	published, persisted, delivered, dropped atomic.Uint64
+
+	// Owned by the loop.
+	seq       uint64 // last Seq assigned
+	processed uint64 // last Seq fanned out
+	cache     routeCache
+	tail      tail
+	toStore   []Event
+	timer     *time.Timer
+}
+
+// New starts a bus. Without WithStore it persists to a MemoryStore keeping
+// the newest 10,000 events. Seq numbering continues after the store's
+// LastSeq. Invalid option values are errors wrapping ErrInvalidOption; a
+// failing store's LastSeq is an error wrapping ErrPersist.
+func New(opts ...Option) (*Bus, error) {
+	cfg := defaultBusConfig()
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o.applyBus(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	b := &Bus{
+		cfg:      cfg,
+		in:       newIntake(cfg.queueSize),
+		epoch:    time.Now(),
+		abort:    make(chan struct{}),
+		subs:     make(map[*Subscription][]pattern),
+		loopDone: make(chan struct{}),
+		shutDone: make(chan struct{}),
+		timer:    time.NewTimer(time.Hour),
+	}
+	b.timer.Stop()
+	b.waiters.New = newWaiter
+	b.cache.off = cfg.noRouteCache
+	switch {
+	case cfg.storeSet:
+		b.store = cfg.store
+	default:
+		b.store, b.ownsStore = NewMemoryStore(), true
+	}
+	if b.store == nil && cfg.sub.overflow == CatchUp {
+		return nil, fmt.Errorf("%w: WithOverflow(CatchUp): %w", ErrInvalidOption, ErrNoStore)
+	}
+	if b.store != nil {
+		last, err := b.store.LastSeq(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("%w: reading LastSeq: %w", ErrPersist, err)
+		}
+		b.seq, b.processed = last, last
+		b.tail.init(tailSize, last)
+	}
+	b.routes.Store(emptyRoutes)
+	b.root, b.cancelRoot = context.WithCancelCause(context.Background())
+	b.rep = newReporter(cfg.logger, cfg.errorHandler)
+	go b.loop()
+	return b, nil
+}
+
+// clock returns monotonic nanoseconds since the bus started.
+func (b *Bus) clock() int64 { return int64(time.Since(b.epoch)) }
+
+// Publish validates e, waits (bounded by ctx) for room in the bus mailbox,
+// and returns once the bus has persisted it (when it is to be persisted)
+// and handed it to every matching subscription under that subscription's
+// overflow policy. A zero ID and a zero Timestamp are filled in; Seq is
+// assigned by the bus.
+//
+// After Publish returns nil, every subscription that existed before the
+// call has the event in its mailbox or counted it as dropped. If the store
+// fails, the event is not delivered and the error wraps ErrPersist and the
+// store's error. Other errors wrap ErrInvalidTopic, ErrInvalidEventType,
+// ErrInvalidPayload, ErrForbidden or ErrClosed. ctx limits waiting, not
+// work the bus has accepted: if Publish returns a ctx error, the event may
+// still be delivered.
+func (b *Bus) Publish(ctx context.Context, e Event, opts ...PublishOption) error {
+	_, err := b.publish(ctx, &e, opts, true)
+	return err
+}
+
+// PublishAsync validates e and returns once it is accepted into the bus
+// mailbox, waiting (bounded by ctx) for room. It does not wait for
+// persistence or delivery: if the store then fails, the event is not
+// delivered and the error goes to the error handler. Use Flush to wait.
+// Errors are those of Publish except ErrPersist.
+func (b *Bus) PublishAsync(ctx context.Context, e Event, opts ...PublishOption) error {
+	_, err := b.publish(ctx, &e, opts, false)
+	return err
+}
+
+// publish stamps, checks and enqueues e; when sync is set it waits for the
+// loop and returns the Seq assigned.
+func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, sync bool) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := b.prepare(e); err != nil {
+		return 0, err
+	}
+	if b.cfg.authorizer != nil {
+		p := PrincipalFrom(ctx)
+		if err := b.authorize(ctx, Access{Action: ActionPublish, Principal: p, Topic: e.Topic}); err != nil {
+			return 0, err
+		}
+	}
+	var pc pubConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyPub(&pc)
+		}
+	}
+	it := item{e: *e, at: b.clock(), persist: b.shouldPersist(e.Topic, pc)}
+	if sync {
+		it.w = b.waiters.Get().(*waiter)
+	}
+	if err := b.in.put(ctx, &it); err != nil {
+		if it.w != nil {
+			b.waiters.Put(it.w)
+		}
+		return 0, err
+	}
+	if !sync {
+		return 0, nil
+	}
+	select {
+	case err := <-it.w.ch:
+		seq := it.w.seq
+		b.waiters.Put(it.w)
+		return seq, err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// prepare validates e and fills its ID, Timestamp and nil Payload.
+func (b *Bus) prepare(e *Event) error {
+	if err := ValidateTopic(e.Topic); err != nil {
+		return err
+	}
+	if err := e.Type.check(); err != nil {
+		return err
+	}
+	if e.Payload == nil {
+		e.Payload = nullJSON
+	} else if !json.Valid(e.Payload) {
+		return fmt.Errorf("%w: not valid JSON", ErrInvalidPayload)
+	}
+	if e.ID.IsZero() {
+		e.ID = ulid.Make()
+	}
+	if e.Timestamp.IsZero() {
+		e.Timestamp = time.Now().UTC()
+	} else {
+		e.Timestamp = e.Timestamp.UTC()
+	}
+	return nil
+}
+
+func (b *Bus) shouldPersist(topic string, pc pubConfig) bool {
+	if b.store == nil || !b.cfg.persistDefault || pc.noPersist {
+		return false
+	}
+	for _, p := range b.cfg.noPersist {
+		if p.matches(topic) {
+			return false
+		}
+	}
+	return true
+}
+
+// authorize asks the Authorizer, if any. Denials wrap ErrForbidden.
+func (b *Bus) authorize(ctx context.Context, a Access) error {
+	if b.cfg.authorizer == nil {
+		return nil
+	}
+	err := b.cfg.authorizer.Authorize(ctx, a)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrForbidden):
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrForbidden, err)
+}
+
+// Flush waits until every event accepted before the call has been
+// persisted and handed to its subscriptions. It does not wait for
+// subscribers to read them. It returns ErrClosed after Shutdown, or
+// ctx.Err() if ctx ends first.
+func (b *Bus) Flush(ctx context.Context) error {
+	if b.in.isClosed() {
+		return ErrClosed
+	}
+	done := make(chan struct{})
+	if !b.in.control(control{kind: ctlFlush, done: done}) {
+		return ErrClosed
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// loop is the bus goroutine. It runs until Shutdown has closed the intake
+// and everything queued has been processed, then ends every subscription.
+func (b *Bus) loop() {
+	defer close(b.loopDone)
+	var spare []item
+	for {
+		items, ok := b.in.take(spare)
+		if !ok {
+			break
+		}
+		b.process(items)
+		clear(items)
+		spare = items
+	}
+	b.timer.Stop()
+	b.subMu.Lock()
+	subs := make([]*Subscription, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.subMu.Unlock()
+	for _, s := range subs {
+		b.endOnLoop(s, ErrClosed)
+	}
+}
+
+// process persists a batch and fans it out in order, handling control
+// requests where they stand.
+func (b *Bus) process(items []item) {
+	b.toStore = b.toStore[:0]
+	accepted := 0
+	for i := range items {
+		it := &items[i]
+		if it.ctl != nil {
+			continue
+		}
+		accepted++
+		b.seq++
+		it.e.Seq = b.seq
+		if it.persist {
+			b.toStore = append(b.toStore, it.e)
+		}
+	}
+	b.published.Add(uint64(accepted))
+	var perr error
+	if len(b.toStore) > 0 {
+		if err := b.store.Append(context.Background(), b.toStore); err != nil {
+			perr = fmt.Errorf("%w: %w", ErrPersist, err)
+		} else {
+			b.persisted.Add(uint64(len(b.toStore)))
+		}
+		clear(b.toStore)
+	}
+	var n counts
+	rt := b.routes.Load()
+	for i := range items {
+		it := &items[i]
+		if it.ctl != nil {
+			b.handle(it.ctl)
+			rt = b.routes.Load()
+			continue
+		}
+		b.processed = it.e.Seq
+		if it.persist && perr != nil {
+			b.tail.add(it, false)
+			if it.w != nil {
+				it.w.ch <- perr
+			} else {
+				b.report(&EventError{ID: it.e.ID, Topic: it.e.Topic, Err: perr})
+			}
+			continue
+		}
+		now := b.clock()
+		for _, s := range b.cache.route(rt, it.e.Topic) {
+			b.deliver(s, it, now, &n)
+		}
+		b.tail.add(it, it.persist)
+		if it.w != nil {
+			it.w.seq = it.e.Seq
+			it.w.ch <- nil
+		}
+	}
+	b.delivered.Add(n.delivered)
+	b.dropped.Add(n.dropped)
+}
+
+// counts are the bus counters a batch adds to, summed on the loop and
+// added to the atomics once per batch.
+type counts struct{ delivered, dropped uint64 }
+
+// deliver hands one event to one subscription under its overflow policy,
+// counting into the subscription's statistics and n.
+func (b *Bus) deliver(s *Subscription, it *item, now int64, n *counts) {
+	if s.ended || it.e.Seq <= s.lastSeq {
+		return
+	}
+	if s.lagging {
+		// A persisted event is not lost: the catch-up goroutine reads it
+		// from the store. Any other is.
+		if !it.persist {
+			s.dropped.Add(1)
+			n.dropped++
+		}
+		return
+	}
+	if s.trySend(&it.e, it.at) {
+		s.overflowing = false
+	} else if !b.overflow(s, it, n) {
+		return
+	}
+	s.lastSeq = it.e.Seq
+	s.delivered.Add(1)
+	n.delivered++
+	if s.hch == nil {
+		s.latency.observe(now - it.at)
+	}
+}
+
+// overflow applies the policy of a subscription whose mailbox is full. It
+// reports whether the event got in after all; otherwise it has counted
+// what was lost.
+func (b *Bus) overflow(s *Subscription, it *item, n *counts) bool {
+	lost := func() {
+		s.dropped.Add(1)
+		n.dropped++
+		if !s.overflowing {
+			s.overflowing = true
+			b.report(fmt.Errorf("%w: subscription %s %q is losing events (%s)", ErrSlowConsumer, s.id, s.name, s.overflow))
+		}
+	}
+	switch s.overflow {
+	case DropOldest:
+		if s.evictOldest() {
+			lost()
+		}
+		if s.trySend(&it.e, it.at) {
+			return true
+		}
+	case Block:
+		var stop <-chan time.Time
+		if s.blockWait > 0 {
+			b.timer.Reset(s.blockWait)
+			stop = b.timer.C
+			defer b.timer.Stop()
+		}
+		if s.sendWait(&it.e, it.at, stop, b.abort) {
+			return true
+		}
+	case Disconnect:
+		b.endOnLoop(s, ErrSlowConsumer)
+		b.report(fmt.Errorf("%w: subscription %s %q disconnected", ErrSlowConsumer, s.id, s.name))
+		return false
+	case CatchUp:
+		s.lagging = true
+		s.isLagging.Store(true)
+		cursor := s.lastSeq
+		b.wg.Go(func() { b.catchUp(s, cursor, time.Time{}) })
+		if it.persist {
+			return false // the catch-up goroutine delivers it
+		}
+	}
+	lost()
+	return false
+}
+
+// endOnLoop ends a subscription from the loop, which is then its sender.
+func (b *Bus) endOnLoop(s *Subscription, err error) {
+	if s.finish(err) {
+		b.detach(s)
+	}
+	s.ended = true
+	if !s.lagging {
+		s.closeMailbox()
+	}
+}
+
+// handle carries out a control request on the loop.
+func (b *Bus) handle(c *control) {
+	switch c.kind {
+	case ctlFlush:
+		close(c.done)
+	case ctlEnd:
+		c.sub.ended = true
+		if !c.sub.lagging {
+			c.sub.closeMailbox()
+		}
+	case ctlHandover:
+		c.reply <- b.handover1(c.sub, c.cursor)
+	}
+}
+
+type handoverReply struct {
+	live   bool   // the loop is the sender again
+	ended  bool   // the subscription has ended
+	cursor uint64 // otherwise: the catch-up goroutine goes on after cursor
+}
+
+// handover asks the loop to take s back live after cursor. It reports
+// false if the loop has stopped.
+func (b *Bus) handover(s *Subscription, cursor uint64) (handoverReply, bool) {
+	reply := make(chan handoverReply, 1)
+	if !b.in.control(control{kind: ctlHandover, sub: s, cursor: cursor, reply: reply}) {
+		return handoverReply{}, false
+	}
+	return <-reply, true
+}
+
+// handover1 is the loop's side of a hand-over. Every event up to
+// b.processed has been fanned out; those after cursor that s missed are in
+// the tail or the store. If the tail holds them all and they fit in the
+// mailbox, the loop delivers them and s is live again; otherwise the
+// catch-up goroutine goes on from the last one delivered.
+func (b *Bus) handover1(s *Subscription, cursor uint64) handoverReply {
+	if s.ended {
+		return handoverReply{ended: true}
+	}
+	if cursor < b.processed {
+		if !b.tail.covers(cursor + 1) {
+			return handoverReply{cursor: cursor}
+		}
+		for t := range b.tail.since(cursor + 1) {
+			if !t.persist || !s.matches(t.e.Topic) {
+				cursor = t.e.Seq
+				continue
+			}
+			if !s.trySend(&t.e, t.at) {
+				return handoverReply{cursor: cursor}
+			}
+			s.delivered.Add(1)
+			b.delivered.Add(1)
+			cursor = t.e.Seq
+		}
+	}
+	s.lagging = false
+	s.isLagging.Store(false)
+	s.lastSeq = max(cursor, b.processed)
+	return handoverReply{live: true}
+}
+
+// Subscribe returns a subscription whose mailbox C receives the events
+// whose topics match pattern, in Seq order, from now on (or replayed from
+// the store first, with FromSeq or Since). It ends when ctx is done, when
+// Close is called, when the bus shuts down, or when its overflow policy
+// disconnects it.
+//
+// Errors wrap ErrInvalidPattern, ErrInvalidOption, ErrNoStore (replay or
+// CatchUp without a store), ErrForbidden or ErrClosed, or are ctx.Err().
+func (b *Bus) Subscribe(ctx context.Context, pattern string, opts ...SubscribeOption) (*Subscription, error) {
+	return b.subscribe(ctx, pattern, opts, nil)
+}
+
+// Handle subscribes h to pattern: a goroutine owned by the bus calls it for
+// each matching event, one at a time, in order. A returned error or a
+// panic is recovered, reported to the error handler and logged with the
+// event's ID and topic, and h goes on with the next event. h's ctx carries
+// the values of ctx; it is cancelled (cause ErrClosed) once the handler has
+// finished its mailbox after the subscription ended, or when Shutdown stops
+// waiting. The returned subscription controls its lifetime; its C only
+// closes. Errors are those of Subscribe.
+func (b *Bus) Handle(ctx context.Context, pattern string, h func(context.Context, Event) error, opts ...SubscribeOption) (*Subscription, error) {
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil handler", ErrInvalidOption)
+	}
+	return b.subscribe(ctx, pattern, opts, h)
+}
+
+// HandleFunc is Bus.Handle for typed payloads: each payload is decoded into
+// a T before h is called. A payload that does not decode is reported to the
+// error handler (as an *EventError with the event's ID, topic and the
+// decode error) and skipped.
+func HandleFunc[T any](b *Bus, ctx context.Context, pattern string, h func(context.Context, Event, T) error, opts ...SubscribeOption) (*Subscription, error) {
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil handler", ErrInvalidOption)
+	}
+	return b.Handle(ctx, pattern, func(ctx context.Context, e Event) error {
+		var v T
+		if err := e.Decode(&v); err != nil {
+			b.report(&EventError{ID: e.ID, Topic: e.Topic, Err: fmt.Errorf("%w: decoding payload: %w", ErrInvalidPayload, err)})
+			return nil
+		}
+		return h(ctx, e, v)
+	}, opts...)
+}
+
+func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption, h func(context.Context, Event) error) (*Subscription, error) {
+	if err := ValidatePattern(pat); err != nil {
+		return nil, err
+	}
+	cfg := b.cfg.sub
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o.applySub(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if b.store == nil && (cfg.replay || cfg.overflow == CatchUp) {
+		return nil, ErrNoStore
+	}
+	principal := PrincipalFrom(ctx)
+	if err := b.authorize(ctx, Access{Action: ActionSubscribe, Principal: principal, Pattern: pat}); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s := &Subscription{
+		b:         b,
+		name:      cfg.name,
+		principal: principal,
+		overflow:  cfg.overflow,
+		blockWait: cfg.blockTimeout,
+		done:      make(chan struct{}),
+		closed:    make(chan struct{}),
+	}
+	if h != nil {
+		s.ch = make(chan Event)
+		s.hch = make(chan envelope, cfg.buffer)
+	} else {
+		s.ch = make(chan Event, cfg.buffer)
+	}
+	ps := []pattern{classify(pat)}
+	s.pats.Store(&ps)
+	var cursor uint64
+	if cfg.replay {
+		s.lagging = true
+		s.isLagging.Store(true)
+		if cfg.fromSeq > 0 {
+			cursor = cfg.fromSeq - 1
+		}
+	}
+
+	b.subMu.Lock()
+	if b.closing {
+		b.subMu.Unlock()
+		return nil, ErrClosed
+	}
+	b.nextID++
+	s.id = "sub-" + strconv.FormatUint(b.nextID, 10)
+	b.subs[s] = ps
+	b.routes.Store(buildRoutes(b.subs))
+	if h != nil {
+		b.wg.Go(func() { b.runHandler(s, ctx, h) })
+	}
+	if cfg.replay {
+		b.wg.Go(func() { b.catchUp(s, cursor, cfg.since) })
+	}
+	b.subMu.Unlock()
+
+	stop := context.AfterFunc(ctx, func() { s.end(ctx.Err()) })
+	s.mu.Lock()
+	if s.Err() != nil {
+		s.mu.Unlock()
+		stop()
+	} else {
+		s.stopCtx = stop
+		s.mu.Unlock()
+	}
+	return s, nil
+}
+
+// detach removes s from the route table.
+func (b *Bus) detach(s *Subscription) {
+	b.subMu.Lock()
+	defer b.subMu.Unlock()
+	if _, ok := b.subs[s]; !ok {
+		return
+	}
+	delete(b.subs, s)
+	b.routes.Store(buildRoutes(b.subs))
+}
+
+// changePatterns adds or removes one pattern of s.
+func (b *Bus) changePatterns(s *Subscription, pat string, add bool) error {
+	b.subMu.Lock()
+	defer b.subMu.Unlock()
+	ps, ok := b.subs[s]
+	if !ok {
+		return ErrClosed
+	}
+	i := 0
+	for i < len(ps) && ps[i].src != pat {
+		i++
+	}
+	found := i < len(ps)
+	var next []pattern
+	switch {
+	case add && found:
+		return nil
+	case add:
+		next = append(append(make([]pattern, 0, len(ps)+1), ps...), classify(pat))
+	case !found:
+		return fmt.Errorf("%w %q: not a pattern of subscription %s", ErrInvalidPattern, pat, s.id)
+	default:
+		next = append(append(make([]pattern, 0, len(ps)-1), ps[:i]...), ps[i+1:]...)
+	}
+	b.subs[s] = next
+	s.pats.Store(&next)
+	b.routes.Store(buildRoutes(b.subs))
+	return nil
+}
+
+// SubscriberInfo describes a subscription, as Subscribers returns it.
+type SubscriberInfo struct {
+	ID       string
+	Name     string
+	Patterns []string
+	Stats    SubscriptionStats
+}
+
+// Subscribers returns the subscriptions an event on topic would reach now,
+// each once. It returns nil for an invalid topic.
+func (b *Bus) Subscribers(topic string) []SubscriberInfo {
+	if ValidateTopic(topic) != nil {
+		return nil
+	}
+	subs := b.routes.Load().lookup(topic, nil)
+	out := make([]SubscriberInfo, 0, len(subs))
+	for _, s := range subs {
+		out = append(out, SubscriberInfo{ID: s.id, Name: s.name, Patterns: s.Patterns(), Stats: s.Stats()})
+	}
+	return out
+}
+
+// Query reads the store: the events matching q.Pattern ("" matches all),
+// at or after q.Since and with Seq greater than q.AfterSeq, oldest first, at
+// most q.Limit (default 100, at most 10,000); with q.Newest the newest
+// Limit instead, still oldest first. Errors wrap ErrNoStore, ErrInvalidQuery
+// or ErrClosed, or come from the store.
+func (b *Bus) Query(ctx context.Context, q Query) ([]Event, error) {
+	if b.store == nil {
+		return nil, ErrNoStore
+	}
+	q, err := q.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	if b.ownsStore && b.in.isClosed() {
+		return nil, ErrClosed
+	}
+	return b.store.Query(ctx, q)
+}
+
+// Stats describes the bus at a moment.
+type Stats struct {
+	Published     uint64         // events accepted
+	Persisted     uint64         // events appended to the store
+	Delivered     uint64         // events put into mailboxes (one per subscription)
+	Dropped       uint64         // events lost to overflow policies
+	Subscriptions int            // active subscriptions
+	Patterns      map[string]int // subscriptions per pattern
+	QueueDepth    int            // events waiting in the bus mailbox
+}
+
+// Stats returns the bus's counters.
+func (b *Bus) Stats() Stats {
+	rt := b.routes.Load()
+	pats := make(map[string]int, len(rt.patterns))
+	for p, n := range rt.patterns {
+		pats[p] = n
+	}
+	return Stats{
+		Published:     b.published.Load(),
+		Persisted:     b.persisted.Load(),
+		Delivered:     b.delivered.Load(),
+		Dropped:       b.dropped.Load(),
+		Subscriptions: rt.subs,
+		Patterns:      pats,
+		QueueDepth:    b.in.depth(),
+	}
+}
+
+// Shutdown stops the bus gracefully, like http.Server.Shutdown: new
+// publishes get ErrClosed; everything already accepted is persisted and
+// delivered; handlers finish the events in their mailboxes; subscription
+// channels are closed; the store is closed if the bus opened it. It returns
+// nil when all of that is done, or ctx.Err() if ctx ends first: then
+// handler contexts are cancelled (cause ErrClosed), events left in handler
+// mailboxes are dropped, a Block policy stops waiting, and the rest of the
+// shutdown finishes in the background (a later Close waits for it).
+// Shutdown is safe to call more than once and from several goroutines.
+func (b *Bus) Shutdown(ctx context.Context) error {
+	b.shutOnce.Do(func() {
+		b.in.close()
+		b.subMu.Lock()
+		b.closing = true
+		b.subMu.Unlock()
+		go b.shutdown()
+	})
+	select {
+	case <-b.shutDone:
+		return b.shutErr
+	case <-ctx.Done():
+		b.stopWaiting()
+		return ctx.Err()
+	}
+}
+
+// Close is Shutdown(context.Background()).
+func (b *Bus) Close() error { return b.Shutdown(context.Background()) }
+
+// stopWaiting cancels handler contexts and Block waits.
+func (b *Bus) stopWaiting() {
+	b.abortOnce.Do(func() { close(b.abort) })
+	b.cancelRoot(ErrClosed)
+}
+
+// shutdown runs the closing steps once, in order.
+func (b *Bus) shutdown() {
+	<-b.loopDone
+	b.wg.Wait()
+	b.stopWaiting()
+	if b.ownsStore {
+		if err := b.store.Close(); err != nil {
+			b.shutErr = fmt.Errorf("eventbus: closing store: %w", err)
+		}
+	}
+	b.rep.close()
+	close(b.shutDone)
+}
+
+// report sends err to the error handler and the logger, from the
+// reporter's goroutine.
+func (b *Bus) report(err error) { b.rep.report(err) }
+
+// reporter is the one goroutine that calls the error handler and logs
+// errors that have no caller, so user code never runs on the loop.
+type reporter struct {
+	logger  *slog.Logger
+	handler func(error)
+	mu      sync.Mutex
+	queue   []error
+	stopped bool
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newReporter(l *slog.Logger, h func(error)) *reporter {
+	r := &reporter{logger: l, handler: h, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go r.run()
+	return r
+}
+
+func (r *reporter) report(err error) {
+	r.mu.Lock()
+	if r.stopped {
+		// Late reports (a subscription ended after Shutdown) are delivered
+		// by their caller, which is never the loop: it has exited.
+		r.mu.Unlock()
+		r.deliver(err)
+		return
+	}
+	r.queue = append(r.queue, err)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *reporter) run() {
+	defer close(r.done)
+	for {
+		stopping := false
+		select {
+		case <-r.wake:
+		case <-r.stop:
+			stopping = true
+		}
+		r.mu.Lock()
+		q := r.queue
+		r.queue = nil
+		r.stopped = stopping
+		r.mu.Unlock()
+		for _, err := range q {
+			r.deliver(err)
+		}
+		if stopping {
+			return
+		}
+	}
+}
+
+func (r *reporter) deliver(err error) {
+	attrs := []any{slog.Any("err", err)}
+	if ee, ok := errors.AsType[*EventError](err); ok {
+		attrs = append(attrs, slog.String("event_id", ee.ID.String()), slog.String("topic", ee.Topic))
+	}
+	r.logger.Error("eventbus", attrs...)
+	if r.handler != nil {
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					r.logger.Error("eventbus: error handler panicked", slog.Any("panic", v))
+				}
+			}()
+			r.handler(err)
+		}()
+	}
+}
+
+// close delivers what is queued and stops the goroutine.
+func (r *reporter) close() {
+	close(r.stop)
+	<-r.done
+}

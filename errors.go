@@ -1,0 +1,87 @@
+package eventbus
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Sentinel errors. Errors returned by this package wrap one of these with
+// detail; match them with errors.Is, never by message.
+var (
+	// ErrClosed is returned by operations on a Bus that has been shut down,
+	// and is the reason a subscription ended when it was closed by its owner
+	// or by Shutdown. It is also the cancellation cause of handler contexts.
+	ErrClosed = errors.New("eventbus: closed")
+
+	// ErrInvalidTopic reports a topic that breaks the topic rules.
+	ErrInvalidTopic = errors.New("eventbus: invalid topic")
+
+	// ErrInvalidPattern reports a subscription pattern that breaks the pattern rules.
+	ErrInvalidPattern = errors.New("eventbus: invalid pattern")
+
+	// ErrInvalidEventType reports an event type that is not one of the known
+	// constants and not a well-formed Custom type.
+	ErrInvalidEventType = errors.New("eventbus: invalid event type")
+
+	// ErrInvalidPayload reports a payload that cannot be marshalled to JSON,
+	// or bytes that are not valid JSON.
+	ErrInvalidPayload = errors.New("eventbus: invalid payload")
+
+	// ErrInvalidOption reports an option with a value outside its range.
+	ErrInvalidOption = errors.New("eventbus: invalid option")
+
+	// ErrInvalidQuery reports a Query with a field outside its range.
+	ErrInvalidQuery = errors.New("eventbus: invalid query")
+
+	// ErrPersist reports that the store failed to append an event; the event
+	// was not delivered. The store's own error is wrapped beside it.
+	ErrPersist = errors.New("eventbus: persist failed")
+
+	// ErrNoStore is returned by Query, replay options and the CatchUp policy
+	// when the bus has no store.
+	ErrNoStore = errors.New("eventbus: no store configured")
+
+	// ErrSlowConsumer is the reason a subscription with the Disconnect policy
+	// ended, and the error reported when a subscription starts dropping events.
+	ErrSlowConsumer = errors.New("eventbus: slow consumer")
+
+	// ErrForbidden is returned when the bus Authorizer denies an access.
+	ErrForbidden = errors.New("eventbus: forbidden")
+
+	// ErrHandler wraps errors returned by a handler and panics recovered
+	// from one, as reported to the error handler.
+	ErrHandler = errors.New("eventbus: handler failed")
+)
+
+// EventError is an error about one event that has no caller to return to:
+// a handler error or panic, a payload HandleFunc could not decode, or an
+// asynchronously published event the store failed to persist. It is what the
+// error handler receives for those; use errors.As to reach the event's ID and
+// topic, and errors.Is for the category (ErrHandler, ErrPersist).
+type EventError struct {
+	ID    ulid.ULID // the event's ID
+	Topic string    // the event's topic
+	Err   error     // what went wrong
+}
+
+// Error implements error.
+func (e *EventError) Error() string {
+	return fmt.Sprintf("event %s on %q: %v", e.ID, e.Topic, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *EventError) Unwrap() error { return e.Err }
+
+// PanicError is a panic recovered from a handler, with the value it panicked
+// with and the stack at the panic.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+// Error implements error.
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("panic: %v", e.Value)
+}

@@ -1,0 +1,151 @@
+package eventbus
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Event is one thing that happened, as the bus carries it. Its JSON form is
+// the wire and storage format (see the field tags); json.Marshal followed by
+// json.Unmarshal gives an equal Event.
+//
+// An Event is a value: the bus copies it, and subscribers receive copies
+// that share the Payload bytes. Treat Payload as read-only once published.
+type Event struct {
+	ID            ulid.ULID       `json:"id"`             // identity, made by NewEvent or the bus
+	Seq           uint64          `json:"seq,omitempty"`  // position, assigned by the Bus
+	Type          EventType       `json:"event_type"`     // what happened
+	Topic         string          `json:"topic"`          // e.g. "worker.task.complete"
+	Payload       json.RawMessage `json:"payload"`        // any JSON value; "null" if nil
+	Timestamp     time.Time       `json:"timestamp"`      // UTC
+	Source        string          `json:"source"`         // actor or user id
+	CorrelationID string          `json:"correlation_id,omitempty"`
+}
+
+// nullJSON is the payload of an event published with a nil Payload.
+var nullJSON = json.RawMessage("null")
+
+// NewEvent returns an event with a fresh ID and the current UTC time. The
+// payload is marshalled to JSON once; a json.RawMessage or []byte is taken as
+// is, after checking that it holds valid JSON. The error wraps
+// ErrInvalidTopic, ErrInvalidEventType or ErrInvalidPayload.
+func NewEvent(t EventType, topic string, payload any, source string) (Event, error) {
+	if err := ValidateTopic(topic); err != nil {
+		return Event{}, err
+	}
+	if err := t.check(); err != nil {
+		return Event{}, err
+	}
+	raw, err := marshalPayload(payload)
+	if err != nil {
+		return Event{}, err
+	}
+	return Event{
+		ID:        ulid.Make(),
+		Type:      t,
+		Topic:     topic,
+		Payload:   raw,
+		Timestamp: time.Now().UTC(),
+		Source:    source,
+	}, nil
+}
+
+func marshalPayload(payload any) (json.RawMessage, error) {
+	var raw []byte
+	switch p := payload.(type) {
+	case nil:
+		return nullJSON, nil
+	case json.RawMessage:
+		raw = p
+	case []byte:
+		raw = p
+	default:
+		b, err := json.Marshal(payload)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidPayload, err)
+		}
+		return b, nil
+	}
+	if raw == nil {
+		return nullJSON, nil
+	}
+	return canonicalJSON(raw)
+}
+
+// canonicalJSON returns raw as json.Marshal would write it: compact, with
+// <, >, & and U+2028/9 escaped. Events holding canonical payloads survive a
+// JSON round trip byte for byte.
+func canonicalJSON(raw []byte) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(raw))
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, fmt.Errorf("%w: not valid JSON: %w", ErrInvalidPayload, err)
+	}
+	if bytes.ContainsAny(buf.Bytes(), "<>&\u2028\u2029") {
+		var esc bytes.Buffer
+		json.HTMLEscape(&esc, buf.Bytes())
+		return esc.Bytes(), nil
+	}
+	return buf.Bytes(), nil
+}
+
+// WithCorrelationID returns a copy of e with its CorrelationID set to id.
+func (e Event) WithCorrelationID(id string) Event {
+	e.CorrelationID = id
+	return e
+}
+
+// MatchesTopic reports whether the event's topic matches pattern (see Match).
+func (e Event) MatchesTopic(pattern string) bool { return Match(pattern, e.Topic) }
+
+// Decode unmarshals the payload into v, as json.Unmarshal does.
+func (e Event) Decode(v any) error {
+	p := e.Payload
+	if p == nil {
+		p = nullJSON
+	}
+	return json.Unmarshal(p, v)
+}
+
+// Validate checks the topic, the type and that the payload is valid JSON (a
+// nil payload counts as null). The error wraps ErrInvalidTopic,
+// ErrInvalidEventType or ErrInvalidPayload.
+func (e Event) Validate() error {
+	if err := ValidateTopic(e.Topic); err != nil {
+		return err
+	}
+	if err := e.Type.check(); err != nil {
+		return err
+	}
+	if e.Payload != nil && !json.Valid(e.Payload) {
+		return fmt.Errorf("%w: not valid JSON", ErrInvalidPayload)
+	}
+	return nil
+}
+
+// eventJSON mirrors Event for decoding with a strict timestamp.
+type eventJSON Event
+
+// UnmarshalJSON decodes an Event from its JSON form, checking the event type.
+// The timestamp is converted to UTC and the payload stored in the compact
+// form json.Marshal writes, so a decoded event encodes to the same bytes.
+func (e *Event) UnmarshalJSON(data []byte) error {
+	var v eventJSON
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	v.Timestamp = v.Timestamp.UTC()
+	if v.Payload != nil {
+		p, err := canonicalJSON(v.Payload)
+		if err != nil {
+			return err
+		}
+		v.Payload = p
+	}
+	*e = Event(v)
+	return nil
+}

@@ -1,0 +1,219 @@
+package eventbus_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/choiros/eventbus"
+)
+
+func TestNewEvent(t *testing.T) {
+	before := time.Now()
+	e, err := eventbus.NewEvent(eventbus.WorkerProgress, "worker.task.progress", map[string]int{"pct": 50}, "worker-7")
+	require.NoError(t, err)
+	assert.False(t, e.ID.IsZero())
+	assert.Equal(t, eventbus.WorkerProgress, e.Type)
+	assert.Equal(t, "worker.task.progress", e.Topic)
+	assert.JSONEq(t, `{"pct":50}`, string(e.Payload))
+	assert.Equal(t, "worker-7", e.Source)
+	assert.Equal(t, time.UTC, e.Timestamp.Location())
+	assert.False(t, e.Timestamp.Before(before.Add(-time.Second)))
+	assert.Zero(t, e.Seq)
+
+	var got struct{ Pct int }
+	require.NoError(t, e.Decode(&got))
+	assert.Equal(t, 50, got.Pct)
+}
+
+func TestNewEventPayloads(t *testing.T) {
+	tests := []struct {
+		name    string
+		payload any
+		want    string
+		err     error
+	}{
+		{"nil", nil, "null", nil},
+		{"struct", struct{ A int }{1}, `{"A":1}`, nil},
+		{"raw message", json.RawMessage(`{"a": [1, 2]}`), `{"a":[1,2]}`, nil},
+		{"bytes holding JSON", []byte(`"hi"`), `"hi"`, nil},
+		{"html is escaped as json.Marshal does", json.RawMessage(`"<b>"`), `"\u003cb\u003e"`, nil},
+		{"invalid raw message", json.RawMessage(`{"a":`), "", eventbus.ErrInvalidPayload},
+		{"invalid bytes", []byte("not json"), "", eventbus.ErrInvalidPayload},
+		{"unmarshalable", make(chan int), "", eventbus.ErrInvalidPayload},
+		{"unsupported float", float64Inf(), "", eventbus.ErrInvalidPayload},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := eventbus.NewEvent(eventbus.ChatMessage, "chat.room1", tt.payload, "u")
+			if tt.err != nil {
+				require.ErrorIs(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, string(e.Payload))
+		})
+	}
+}
+
+func float64Inf() float64 { var z float64; return 1 / z }
+
+func TestNewEventInvalid(t *testing.T) {
+	_, err := eventbus.NewEvent(eventbus.ChatMessage, "a..b", nil, "")
+	require.ErrorIs(t, err, eventbus.ErrInvalidTopic)
+	_, err = eventbus.NewEvent("nope", "a.b", nil, "")
+	require.ErrorIs(t, err, eventbus.ErrInvalidEventType)
+}
+
+func TestNewEventIDsSortInCreationOrder(t *testing.T) {
+	prev, err := eventbus.NewEvent(eventbus.SystemHeartbeat, "system.heartbeat", nil, "")
+	require.NoError(t, err)
+	for range 1000 {
+		e, err := eventbus.NewEvent(eventbus.SystemHeartbeat, "system.heartbeat", nil, "")
+		require.NoError(t, err)
+		require.Negative(t, prev.ID.Compare(e.ID))
+		prev = e
+	}
+}
+
+func TestEventValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		e    eventbus.Event
+		err  error
+	}{
+		{"literal", eventbus.Event{Type: eventbus.FileChanged, Topic: "file.changed"}, nil},
+		{"custom type", eventbus.Event{Type: eventbus.Custom("deploy"), Topic: "ops.deploy", Payload: json.RawMessage(`1`)}, nil},
+		{"bad topic", eventbus.Event{Type: eventbus.FileChanged, Topic: "file..changed"}, eventbus.ErrInvalidTopic},
+		{"empty type", eventbus.Event{Topic: "file.changed"}, eventbus.ErrInvalidEventType},
+		{"bad payload", eventbus.Event{Type: eventbus.FileChanged, Topic: "f", Payload: json.RawMessage(`{`)}, eventbus.ErrInvalidPayload},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.e.Validate()
+			if tt.err == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, tt.err)
+		})
+	}
+}
+
+func TestEventJSONRoundTrip(t *testing.T) {
+	e, err := eventbus.NewEvent(eventbus.FindingNew, "finding.security", map[string]string{"file": "main.go", "html": "<x>"}, "scanner")
+	require.NoError(t, err)
+	e.Seq = 42
+	e = e.WithCorrelationID("req-1")
+	data, err := json.Marshal(e)
+	require.NoError(t, err)
+
+	var fields map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(data, &fields))
+	for _, k := range []string{"id", "seq", "event_type", "topic", "payload", "timestamp", "source", "correlation_id"} {
+		assert.Contains(t, fields, k)
+	}
+	assert.Equal(t, `"finding_new"`, string(fields["event_type"]))
+
+	var back eventbus.Event
+	require.NoError(t, json.Unmarshal(data, &back))
+	assert.Equal(t, e, back)
+}
+
+func TestEventJSONOmitsEmpty(t *testing.T) {
+	data, err := json.Marshal(eventbus.Event{Type: eventbus.ChatTyping, Topic: "chat.typing", Payload: json.RawMessage("null")})
+	require.NoError(t, err)
+	assert.NotContains(t, string(data), `"seq"`)
+	assert.NotContains(t, string(data), `"correlation_id"`)
+}
+
+func TestEventTypeJSON(t *testing.T) {
+	tests := []struct {
+		in   string
+		want eventbus.EventType
+		ok   bool
+	}{
+		{`"worker_spawned"`, eventbus.WorkerSpawned, true},
+		{`"system_error"`, eventbus.SystemError, true},
+		{`"custom:deploy"`, eventbus.Custom("deploy"), true},
+		{`"custom:"`, "", false},
+		{`"custom:  "`, "", false},
+		{`"custom:a b"`, "", false},
+		{`"worker_exploded"`, "", false},
+		{`""`, "", false},
+		{`42`, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			var got eventbus.EventType
+			err := json.Unmarshal([]byte(tt.in), &got)
+			if !tt.ok {
+				require.ErrorIs(t, err, eventbus.ErrInvalidEventType)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestEventTypeMethods(t *testing.T) {
+	assert.Equal(t, eventbus.EventType("worker_spawned"), eventbus.WorkerSpawned)
+	assert.Equal(t, "chat_message", eventbus.ChatMessage.String())
+	c := eventbus.Custom("deploy")
+	assert.Equal(t, eventbus.EventType("custom:deploy"), c)
+	assert.True(t, c.IsCustom())
+	assert.Equal(t, "deploy", c.CustomName())
+	assert.True(t, c.Valid())
+	assert.False(t, eventbus.WorkerSpawned.IsCustom())
+	assert.Equal(t, "", eventbus.WorkerSpawned.CustomName())
+	assert.False(t, eventbus.Custom("").Valid())
+	assert.False(t, eventbus.EventType("nope").Valid())
+	for _, et := range []eventbus.EventType{
+		eventbus.WorkerSpawned, eventbus.WorkerProgress, eventbus.WorkerComplete, eventbus.WorkerFailed,
+		eventbus.WorkerCancelled, eventbus.FindingNew, eventbus.FindingUpdated, eventbus.ChatMessage,
+		eventbus.ChatTyping, eventbus.FileChanged, eventbus.FileCreated, eventbus.FileDeleted,
+		eventbus.UserInput, eventbus.UserCommand, eventbus.SystemHeartbeat, eventbus.SystemError,
+	} {
+		assert.True(t, et.Valid(), et)
+	}
+}
+
+func FuzzEventJSON(f *testing.F) {
+	seeds := []string{
+		`{"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV","seq":1,"event_type":"chat_message","topic":"chat.room1","payload":{"text":"hi"},"timestamp":"2026-11-27T10:00:00.123456789Z","source":"u1"}`,
+		`{"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV","event_type":"custom:x","topic":"a","payload":null,"timestamp":"2026-11-27T10:00:00+02:00","source":"","correlation_id":"c"}`,
+		`{"event_type":"nope"}`,
+		`{"payload": [1, 2, "<&>"]}`,
+		`not json`,
+		`{}`,
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var e eventbus.Event
+		if json.Unmarshal(data, &e) != nil {
+			return
+		}
+		out, err := json.Marshal(e)
+		if err != nil {
+			// Only an invalid type (the zero value) may fail to encode.
+			require.ErrorIs(t, err, eventbus.ErrInvalidEventType)
+			return
+		}
+		var back eventbus.Event
+		require.NoError(t, json.Unmarshal(out, &back))
+		require.Equal(t, e.ID, back.ID)
+		require.Equal(t, e.Seq, back.Seq)
+		require.Equal(t, e.Type, back.Type)
+		require.Equal(t, e.Topic, back.Topic)
+		require.Equal(t, string(e.Payload), string(back.Payload))
+		require.True(t, e.Timestamp.Equal(back.Timestamp))
+		require.Equal(t, e.Source, back.Source)
+		require.Equal(t, e.CorrelationID, back.CorrelationID)
+	})
+}

@@ -1,0 +1,4 @@
+package eventbus
+
+// WithoutRouteCache exposes withoutRouteCache to the black-box tests.
+var WithoutRouteCache = withoutRouteCache

@@ -1,0 +1,167 @@
+package eventbus
+
+import (
+	"context"
+	"sync"
+)
+
+// item is one entry of the bus mailbox: an event to publish, or a control
+// request that the loop handles in order with the events around it.
+type item struct {
+	e       Event
+	at      int64   // b.clock() at acceptance
+	persist bool    // to be appended to the store
+	w       *waiter // the synchronous publisher waiting for the result, if any
+	ctl     *control
+}
+
+// waiter is how a synchronous Publish learns its result: the loop sets seq
+// and sends the error. Waiters are pooled per bus (so their channels belong
+// to the bus's synctest bubble, if any), and an acknowledged publish
+// allocates nothing; one abandoned by a cancelled ctx is left to the GC.
+type waiter struct {
+	ch  chan error
+	seq uint64
+}
+
+func newWaiter() any { return &waiter{ch: make(chan error, 1)} }
+
+type controlKind uint8
+
+const (
+	ctlEnd      controlKind = iota + 1 // a subscription ended: close its mailbox
+	ctlFlush                           // close done when reached
+	ctlHandover                        // a catch-up goroutine asks to go live
+)
+
+type control struct {
+	kind   controlKind
+	sub    *Subscription
+	cursor uint64
+	done   chan struct{}
+	reply  chan handoverReply
+}
+
+// intake is the bus mailbox: a slice that publishers append to under a
+// mutex and that the loop swaps out whole, so one wake-up carries a whole
+// batch. Events count against the capacity; control requests do not, so
+// ending a subscription never waits for room.
+type intake struct {
+	mu       sync.Mutex
+	items    []item
+	events   int           // events (not controls) in items
+	capacity int           // the most events items may hold
+	closed   bool          // no new events
+	stopped  bool          // the loop has exited: no new controls either
+	sleeping bool          // the loop waits on wake
+	wake     chan struct{} // capacity 1
+	space    chan struct{} // closed when the loop takes a batch; nil if nobody waits
+}
+
+func newIntake(capacity int) *intake {
+	return &intake{capacity: capacity, wake: make(chan struct{}, 1)}
+}
+
+// wakeLocked wakes the loop if it sleeps. q.mu must be held.
+func (q *intake) wakeLocked() {
+	if q.sleeping {
+		q.sleeping = false
+		q.wake <- struct{}{}
+	}
+}
+
+// put appends an event, waiting (bounded by ctx) while the mailbox is full.
+func (q *intake) put(ctx context.Context, it *item) error {
+	q.mu.Lock()
+	for !q.closed && q.events >= q.capacity {
+		if q.space == nil {
+			q.space = make(chan struct{})
+		}
+		space := q.space
+		q.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		q.mu.Lock()
+	}
+	if q.closed {
+		q.mu.Unlock()
+		return ErrClosed
+	}
+	q.items = append(q.items, *it)
+	q.events++
+	q.wakeLocked()
+	q.mu.Unlock()
+	return nil
+}
+
+// control appends a control request. It reports false if the loop has
+// stopped and will never see it.
+func (q *intake) control(c control) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopped {
+		return false
+	}
+	q.items = append(q.items, item{ctl: &c})
+	q.wakeLocked()
+	return true
+}
+
+// close refuses new events and wakes the loop to drain the rest.
+func (q *intake) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.closed = true
+	if q.space != nil {
+		close(q.space)
+		q.space = nil
+	}
+	q.wakeLocked()
+}
+
+// isClosed reports whether new events are refused.
+func (q *intake) isClosed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
+}
+
+// depth returns the number of events waiting.
+func (q *intake) depth() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.events
+}
+
+// take waits for items and returns them all, handing spare (emptied) back
+// as the next buffer. It returns false once the intake is closed and
+// drained; from then on control requests are refused.
+func (q *intake) take(spare []item) ([]item, bool) {
+	q.mu.Lock()
+	for len(q.items) == 0 {
+		if q.closed {
+			q.stopped = true
+			q.mu.Unlock()
+			return nil, false
+		}
+		q.sleeping = true
+		q.mu.Unlock()
+		<-q.wake
+		q.mu.Lock()
+	}
+	items := q.items
+	q.items = spare[:0]
+	q.events = 0
+	if q.space != nil {
+		close(q.space)
+		q.space = nil
+	}
+	q.mu.Unlock()
+	return items, true
+}
