@@ -1,0 +1,179 @@
+package wsbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/coder/websocket"
+
+	"github.com/choiros/eventbus"
+)
+
+// handler is the http.Handler New returns.
+type handler struct {
+	bus    *eventbus.Bus
+	cfg    config
+	conns  atomic.Int64
+	frames frameCache
+}
+
+// New returns an http.Handler that upgrades each request to a WebSocket and
+// streams the bus's events to it, as the package documentation describes.
+// The handler is safe for concurrent use; each ServeHTTP call serves one
+// connection and returns only when the connection has ended and its
+// subscription and goroutines are gone.
+//
+// Errors wrap ErrInvalidOption: a nil bus, an option value out of range,
+// or eventbus.CatchUp on a bus without a store.
+func New(bus *eventbus.Bus, opts ...Option) (http.Handler, error) {
+	if bus == nil {
+		return nil, invalid("nil bus")
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o.apply(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.overflow == eventbus.CatchUp {
+		if _, err := bus.Query(context.Background(), eventbus.Query{Limit: 1}); errors.Is(err, eventbus.ErrNoStore) {
+			return nil, invalid("WithOverflow(%v): %v", cfg.overflow, err)
+		}
+	}
+	return &handler{bus: bus, cfg: cfg}, nil
+}
+
+// Handler is New for option values known to be valid: it panics where New
+// returns an error.
+func Handler(bus *eventbus.Bus, opts ...Option) http.Handler {
+	h, err := New(bus, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
+// ServeHTTP serves one connection: it checks the request (connection limit,
+// WithAuth, the pattern and from parameters), subscribes, upgrades, and then
+// streams until the connection ends. Refusals before the upgrade are plain
+// HTTP errors: 503 beyond WithMaxConnections or after the bus shut down,
+// 401 when WithAuth fails, 400 for a bad parameter, 403 when the bus's
+// Authorizer denies a pattern, 403 from the origin check.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := h.conns.Add(1)
+	defer h.conns.Add(-1)
+	if h.cfg.maxConns > 0 && n > int64(h.cfg.maxConns) {
+		http.Error(w, "wsbridge: too many connections", http.StatusServiceUnavailable)
+		return
+	}
+	var principal string
+	if h.cfg.auth != nil {
+		p, err := h.cfg.auth(r)
+		if err != nil {
+			http.Error(w, "wsbridge: unauthorized", http.StatusUnauthorized)
+			return
+		}
+		principal = p
+	}
+	patterns, from, err := h.parseQuery(r.URL.Query())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	// The subscription lives as long as the connection, not the request
+	// context: the connection closes it.
+	subCtx := eventbus.WithPrincipal(context.WithoutCancel(r.Context()), principal)
+	sub, err := h.subscribe(subCtx, r, patterns, from)
+	if err != nil {
+		http.Error(w, "wsbridge: subscribe: "+err.Error(), statusOf(err))
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.origins})
+	if err != nil {
+		// Accept has written the HTTP error.
+		_ = sub.Close()
+		return
+	}
+	ws.SetReadLimit(h.cfg.readLimit)
+	newConn(h, ws, sub, principal, patterns, r).serve()
+}
+
+// parseQuery reads the pattern and from parameters.
+func (h *handler) parseQuery(q url.Values) (patterns []string, from *uint64, err error) {
+	seen := make(map[string]bool)
+	for _, p := range q["pattern"] {
+		if seen[p] {
+			continue
+		}
+		if err := eventbus.ValidatePattern(p); err != nil {
+			return nil, nil, fmt.Errorf("wsbridge: pattern: %w", err)
+		}
+		seen[p] = true
+		patterns = append(patterns, p)
+	}
+	if len(patterns) > h.cfg.maxPatterns {
+		return nil, nil, fmt.Errorf("%w: %d patterns, at most %d", ErrTooManyPatterns, len(patterns), h.cfg.maxPatterns)
+	}
+	if len(patterns) == 0 {
+		patterns = []string{"*"}
+	}
+	if q.Has("from") {
+		n, err := strconv.ParseUint(q.Get("from"), 10, 64)
+		if err != nil {
+			return nil, nil, fmt.Errorf("wsbridge: from %q: not a sequence number", q.Get("from"))
+		}
+		if len(patterns) > 1 {
+			// The bus starts a replay with the pattern given to Subscribe;
+			// patterns added after it could miss part of the replay.
+			return nil, nil, errors.New("wsbridge: from needs exactly one pattern")
+		}
+		from = &n
+	}
+	return patterns, from, nil
+}
+
+// subscribe makes the connection's subscription.
+func (h *handler) subscribe(ctx context.Context, r *http.Request, patterns []string, from *uint64) (*eventbus.Subscription, error) {
+	opts := []eventbus.SubscribeOption{
+		eventbus.WithOverflow(h.cfg.overflow),
+		eventbus.WithName("wsbridge " + r.RemoteAddr),
+	}
+	if h.cfg.buffer > 0 {
+		opts = append(opts, eventbus.WithBuffer(h.cfg.buffer))
+	}
+	if from != nil {
+		opts = append(opts, eventbus.FromSeq(*from))
+	}
+	sub, err := h.bus.Subscribe(ctx, patterns[0], opts...)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range patterns[1:] {
+		if err := sub.Add(p); err != nil {
+			_ = sub.Close()
+			return nil, err
+		}
+	}
+	return sub, nil
+}
+
+// statusOf is the HTTP status for a failed subscribe.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, eventbus.ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, eventbus.ErrInvalidPattern), errors.Is(err, eventbus.ErrNoStore):
+		return http.StatusBadRequest
+	case errors.Is(err, eventbus.ErrClosed):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}

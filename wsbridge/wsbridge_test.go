@@ -1,0 +1,529 @@
+package wsbridge_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/choiros/eventbus"
+	"github.com/choiros/eventbus/wsbridge"
+)
+
+func TestStream(t *testing.T) {
+	t.Run("patterns from the URL", func(t *testing.T) {
+		hs := newHarness(t, nil)
+		c, ready := hs.dial("pattern=a.*&pattern=c.x&pattern=a.*")
+		assert.Equal(t, []string{"a.*", "c.x"}, ready.Patterns)
+
+		want := []eventbus.Event{hs.publish("a.x", 1)}
+		hs.publish("b.y", 2)
+		want = append(want, hs.publish("c.x", 3), hs.publish("a.b.c", 4))
+		for _, w := range want {
+			got := readEvent(t, c)
+			assert.Equal(t, w.ID, got.ID)
+			assert.Equal(t, w.Seq, got.Seq)
+			assert.Equal(t, w.Topic, got.Topic)
+			assert.JSONEq(t, string(w.Payload), string(got.Payload))
+		}
+	})
+
+	t.Run("no pattern means everything", func(t *testing.T) {
+		hs := newHarness(t, nil)
+		c, ready := hs.dial("")
+		assert.Equal(t, []string{"*"}, ready.Patterns)
+		e := hs.publish("anything.at.all", nil)
+		assert.Equal(t, e.Seq, readEvent(t, c).Seq)
+	})
+
+	t.Run("frames are the documented envelope", func(t *testing.T) {
+		hs := newHarness(t, nil)
+		c, _ := hs.dial("pattern=a")
+		e := hs.publish("a", map[string]int{"n": 1})
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		_, data, err := c.Read(ctx)
+		require.NoError(t, err)
+		var frame map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(data, &frame))
+		assert.JSONEq(t, `"event"`, string(frame["type"]))
+		want, err := json.Marshal(e)
+		require.NoError(t, err)
+		assert.JSONEq(t, string(want), string(frame["event"]))
+		assert.Len(t, frame, 2)
+	})
+
+	t.Run("from replays then continues live", func(t *testing.T) {
+		hs := newHarness(t, nil)
+		var seqs []uint64
+		for i := range 5 {
+			seqs = append(seqs, hs.publish("r.x", i).Seq)
+		}
+		hs.publish("other", 0)
+		c, _ := hs.dial("pattern=r.*&from=" + u64(seqs[2]))
+		seqs = append(seqs, hs.publish("r.y", 5).Seq)
+		for _, want := range seqs[2:] {
+			assert.Equal(t, want, readEvent(t, c).Seq)
+		}
+	})
+
+	t.Run("an event matching several patterns arrives once", func(t *testing.T) {
+		hs := newHarness(t, nil)
+		c, _ := hs.dial("pattern=a.*&pattern=*.x&pattern=a.x")
+		first := hs.publish("a.x", 1)
+		second := hs.publish("a.y", 2)
+		assert.Equal(t, first.Seq, readEvent(t, c).Seq)
+		assert.Equal(t, second.Seq, readEvent(t, c).Seq)
+	})
+}
+
+func TestControl(t *testing.T) {
+	hs := newHarness(t, nil)
+	c, _ := hs.dial("pattern=a")
+
+	send(t, c, map[string]any{"op": "subscribe", "pattern": "b.*", "id": 7})
+	ack := read(t, c)
+	assert.Equal(t, wsbridge.Message{Type: "ack", Op: "subscribe", Pattern: "b.*", ID: json.RawMessage("7")}, ack)
+
+	b := hs.publish("b.x", 1)
+	assert.Equal(t, b.Seq, readEvent(t, c).Seq)
+
+	// Subscribing again is a no-op; the event still arrives once.
+	send(t, c, map[string]any{"op": "subscribe", "pattern": "b.*"})
+	assert.Equal(t, "ack", read(t, c).Type)
+	assert.ElementsMatch(t, []string{"a", "b.*"}, hs.bus.Subscribers("b.x")[0].Patterns)
+
+	send(t, c, map[string]any{"op": "unsubscribe", "pattern": "b.*"})
+	assert.Equal(t, wsbridge.Message{Type: "ack", Op: "unsubscribe", Pattern: "b.*"}, read(t, c))
+	hs.publish("b.x", 2) // no longer wanted
+	marker := hs.publish("a", 3)
+	assert.Equal(t, marker.Seq, readEvent(t, c).Seq, "the b.x event must not arrive before the marker")
+
+	// With no pattern left the connection stays open and quiet.
+	send(t, c, map[string]any{"op": "unsubscribe", "pattern": "a"})
+	assert.Equal(t, "ack", read(t, c).Type)
+	assert.Empty(t, hs.bus.Subscribers("a"))
+	send(t, c, map[string]any{"op": "subscribe", "pattern": "a"})
+	assert.Equal(t, "ack", read(t, c).Type)
+	marker = hs.publish("a", 4)
+	assert.Equal(t, marker.Seq, readEvent(t, c).Seq)
+}
+
+// TestBadInput sends each kind of bad client message and checks the error
+// reply, that the bus saw nothing, that the connection still works, and that
+// another client was not affected.
+func TestBadInput(t *testing.T) {
+	tests := []struct {
+		name     string
+		opts     []wsbridge.Option
+		msg      string
+		binary   bool
+		wantCode string
+		wantOp   string
+	}{
+		{name: "malformed JSON", msg: `{"op":"subscribe",`, wantCode: "malformed"},
+		{name: "not an object", msg: `[1,2]`, wantCode: "malformed"},
+		{name: "binary message", msg: `{"op":"subscribe","pattern":"z"}`, binary: true, wantCode: "malformed"},
+		{name: "unknown op", msg: `{"op":"explode"}`, wantCode: "unknown_op", wantOp: "explode"},
+		{name: "missing op", msg: `{"pattern":"z"}`, wantCode: "unknown_op"},
+		{name: "invalid pattern", msg: `{"op":"subscribe","pattern":"a..b"}`, wantCode: "invalid_pattern", wantOp: "subscribe"},
+		{name: "empty pattern", msg: `{"op":"subscribe"}`, wantCode: "invalid_pattern", wantOp: "subscribe"},
+		{name: "pattern with whitespace", msg: `{"op":"subscribe","pattern":"a b"}`, wantCode: "invalid_pattern", wantOp: "subscribe"},
+		{name: "too many patterns", opts: []wsbridge.Option{wsbridge.WithMaxPatterns(1)},
+			msg: `{"op":"subscribe","pattern":"z"}`, wantCode: "too_many_patterns", wantOp: "subscribe"},
+		{name: "forbidden pattern", msg: `{"op":"subscribe","pattern":"secret.*"}`, wantCode: "forbidden", wantOp: "subscribe"},
+		{name: "unsubscribe a pattern not held", msg: `{"op":"unsubscribe","pattern":"z"}`, wantCode: "not_subscribed", wantOp: "unsubscribe"},
+		{name: "publish when disabled",
+			msg:      `{"op":"publish","event":{"event_type":"user_input","topic":"user.x","payload":1}}`,
+			wantCode: "publish_disabled", wantOp: "publish"},
+		{name: "publish a type not allowed", opts: []wsbridge.Option{wsbridge.WithClientPublish(eventbus.UserCommand)},
+			msg:      `{"op":"publish","event":{"event_type":"user_input","topic":"user.x","payload":1}}`,
+			wantCode: "type_not_allowed", wantOp: "publish"},
+		{name: "publish a server-only type", opts: []wsbridge.Option{wsbridge.WithClientPublish()},
+			msg:      `{"op":"publish","event":{"event_type":"system_error","topic":"system.x","payload":1}}`,
+			wantCode: "type_not_allowed", wantOp: "publish"},
+		{name: "publish an unknown type", opts: []wsbridge.Option{wsbridge.WithClientPublish()},
+			msg:      `{"op":"publish","event":{"event_type":"nonsense","topic":"user.x","payload":1}}`,
+			wantCode: "invalid_event", wantOp: "publish"},
+		{name: "publish on a forbidden topic", opts: []wsbridge.Option{wsbridge.WithClientPublish()},
+			msg:      `{"op":"publish","event":{"event_type":"user_input","topic":"secret.x","payload":1}}`,
+			wantCode: "forbidden", wantOp: "publish"},
+		{name: "publish on an invalid topic", opts: []wsbridge.Option{wsbridge.WithClientPublish()},
+			msg:      `{"op":"publish","event":{"event_type":"user_input","topic":"user..x","payload":1}}`,
+			wantCode: "invalid_event", wantOp: "publish"},
+		{name: "publish without an event", opts: []wsbridge.Option{wsbridge.WithClientPublish()},
+			msg: `{"op":"publish"}`, wantCode: "malformed", wantOp: "publish"},
+		{name: "publish an event that is not an object", opts: []wsbridge.Option{wsbridge.WithClientPublish()},
+			msg: `{"op":"publish","event":"hello"}`, wantCode: "malformed", wantOp: "publish"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := newHarness(t, []eventbus.Option{eventbus.WithAuthorizer(denySecret)}, tt.opts...)
+			other, _ := hs.dial("pattern=*")
+			c, _ := hs.dial("pattern=a")
+			before := hs.bus.Stats()
+
+			typ := websocket.MessageText
+			if tt.binary {
+				typ = websocket.MessageBinary
+			}
+			sendRaw(t, c, typ, []byte(tt.msg))
+			reply := read(t, c)
+			assert.Equal(t, wsbridge.TypeError, reply.Type)
+			assert.Equal(t, tt.wantCode, reply.Code)
+			assert.Equal(t, tt.wantOp, reply.Op)
+			assert.True(t, strings.HasPrefix(reply.Error, "wsbridge: ") || strings.HasPrefix(reply.Error, "eventbus: "), reply.Error)
+
+			after := hs.bus.Stats()
+			assert.Equal(t, before.Published, after.Published, "nothing published")
+			assert.Equal(t, before.Patterns, after.Patterns, "no subscription changed")
+
+			// The connection and the other client work as before.
+			send(t, c, map[string]any{"op": "subscribe", "pattern": "a"})
+			assert.Equal(t, "ack", read(t, c).Type)
+			e := hs.publish("a", "still here")
+			assert.Equal(t, e.Seq, readEvent(t, c).Seq)
+			assert.Equal(t, e.Seq, readEvent(t, other).Seq)
+		})
+	}
+}
+
+func TestReadLimit(t *testing.T) {
+	hs := newHarness(t, nil, wsbridge.WithReadLimit(128))
+	other, _ := hs.dial("pattern=a")
+	c, _ := hs.dial("pattern=a")
+	send(t, c, map[string]any{"op": "subscribe", "pattern": strings.Repeat("x", 200)})
+	ce := readClose(t, c)
+	assert.Equal(t, websocket.StatusMessageTooBig, ce.Code)
+	hs.waitEnded(1)
+	require.Len(t, hs.bus.Subscribers("a"), 1, "only the other client is left")
+	e := hs.publish("a", 1)
+	assert.Equal(t, e.Seq, readEvent(t, other).Seq)
+}
+
+// TestRefused covers the requests refused before the upgrade.
+func TestRefused(t *testing.T) {
+	hdr := func(kv ...string) http.Header {
+		h := http.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return h
+	}
+	tests := []struct {
+		name    string
+		busOpts []eventbus.Option
+		opts    []wsbridge.Option
+		query   string
+		header  http.Header
+		want    int
+	}{
+		{name: "auth fails", opts: []wsbridge.Option{wsbridge.WithAuth(authByHeader)}, want: http.StatusUnauthorized},
+		{name: "invalid pattern", query: "pattern=a..b", want: http.StatusBadRequest},
+		{name: "empty pattern", query: "pattern=", want: http.StatusBadRequest},
+		{name: "too many patterns", opts: []wsbridge.Option{wsbridge.WithMaxPatterns(2)},
+			query: "pattern=a&pattern=b&pattern=c", want: http.StatusBadRequest},
+		{name: "bad from", query: "pattern=a&from=-1", want: http.StatusBadRequest},
+		{name: "from with two patterns", query: "pattern=a&pattern=b&from=1", want: http.StatusBadRequest},
+		{name: "from without a store", busOpts: []eventbus.Option{eventbus.WithStore(nil)},
+			query: "pattern=a&from=1", want: http.StatusBadRequest},
+		{name: "forbidden pattern", busOpts: []eventbus.Option{eventbus.WithAuthorizer(denySecret)},
+			query: "pattern=ok&pattern=secret.*", want: http.StatusForbidden},
+		{name: "forbidden for this principal", busOpts: []eventbus.Option{eventbus.WithAuthorizer(denySecret)},
+			opts: []wsbridge.Option{wsbridge.WithAuth(authByHeader)}, header: hdr("X-User", "bob"),
+			query: "pattern=secret", want: http.StatusForbidden},
+		{name: "cross origin", header: hdr("Origin", "http://evil.example"), want: http.StatusForbidden},
+		{name: "cross origin not in the list", opts: []wsbridge.Option{wsbridge.WithOriginPatterns("good.example")},
+			header: hdr("Origin", "http://evil.example"), want: http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := newHarness(t, tt.busOpts, tt.opts...)
+			assert.Equal(t, tt.want, hs.dialStatus(tt.query, tt.header))
+			hs.waitEnded(1)
+			assert.Zero(t, hs.bus.Stats().Subscriptions, "no subscription left behind")
+		})
+	}
+
+	t.Run("allowed origin", func(t *testing.T) {
+		hs := newHarness(t, nil, wsbridge.WithOriginPatterns("good.example"))
+		hs.dial("", withHeader("Origin", "http://good.example"))
+	})
+
+	t.Run("connection limit", func(t *testing.T) {
+		hs := newHarness(t, nil, wsbridge.WithMaxConnections(2))
+		hs.dial("")
+		c, _ := hs.dial("")
+		assert.Equal(t, http.StatusServiceUnavailable, hs.dialStatus("", nil))
+		hs.waitEnded(1)
+		require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
+		hs.waitEnded(1)
+		hs.dial("") // room again
+	})
+
+	t.Run("bus shut down", func(t *testing.T) {
+		hs := newHarness(t, nil)
+		require.NoError(t, hs.bus.Close())
+		assert.Equal(t, http.StatusServiceUnavailable, hs.dialStatus("", nil))
+	})
+}
+
+func TestAuth(t *testing.T) {
+	hs := newHarness(t, []eventbus.Option{eventbus.WithAuthorizer(denySecret)},
+		wsbridge.WithAuth(authByHeader), wsbridge.WithClientPublish())
+
+	admin, _ := hs.dial("pattern=secret.*", withHeader("X-User", "admin"))
+	bob, _ := hs.dial("pattern=user.*", withHeader("X-User", "bob"))
+
+	send(t, bob, map[string]any{"op": "subscribe", "pattern": "secret.plans"})
+	assert.Equal(t, "forbidden", read(t, bob).Code)
+	send(t, admin, map[string]any{"op": "subscribe", "pattern": "user.*"})
+	assert.Equal(t, "ack", read(t, admin).Type)
+
+	send(t, bob, map[string]any{"op": "publish", "event": map[string]any{
+		"event_type": "user_command", "topic": "user.bob.command", "payload": map[string]string{"cmd": "pause"},
+		"correlation_id": "c-1", "seq": 999, "id": "garbage",
+	}})
+	// The publisher's own copy of the event and the ack may come in either order.
+	ack, own := readAckAndEvent(t, bob)
+	assert.Equal(t, "publish", ack.Op)
+	assert.Equal(t, "user.bob.command", ack.Topic)
+
+	for _, e := range []eventbus.Event{own, readEvent(t, admin)} {
+		assert.Equal(t, ack.EventID, e.ID.String())
+		assert.Equal(t, "bob", e.Source, "source defaults to the principal")
+		assert.Equal(t, "c-1", e.CorrelationID)
+		assert.Equal(t, eventbus.UserCommand, e.Type)
+		assert.NotEqual(t, uint64(999), e.Seq)
+	}
+
+	send(t, bob, map[string]any{"op": "publish", "event": map[string]any{
+		"event_type": "user_input", "topic": "user.bob.input", "source": "keyboard",
+	}})
+	_, e := readAckAndEvent(t, bob)
+	assert.Equal(t, "keyboard", e.Source)
+	assert.Equal(t, "null", string(e.Payload))
+}
+
+func TestOverflow(t *testing.T) {
+	big := map[string]string{"blob": strings.Repeat("x", 64<<10)}
+
+	t.Run("disconnect closes a slow client", func(t *testing.T) {
+		hs := newHarness(t, []eventbus.Option{eventbus.WithStore(nil)}, wsbridge.WithBuffer(4))
+		c, _ := hs.dial("pattern=big.*")
+		// The client reads nothing until the bus has disconnected it.
+		for i := 0; len(hs.bus.Subscribers("big.x")) > 0; i++ {
+			require.Less(t, i, 5000, "the slow client was never disconnected")
+			hs.publish("big.x", big)
+		}
+		ce := readClose(t, c)
+		assert.Equal(t, websocket.StatusPolicyViolation, ce.Code)
+		assert.Equal(t, "slow consumer", ce.Reason)
+		hs.waitEnded(1)
+	})
+
+	t.Run("catch-up loses nothing", func(t *testing.T) {
+		hs := newHarness(t, nil, wsbridge.WithBuffer(4), wsbridge.WithOverflow(eventbus.CatchUp))
+		c, _ := hs.dial("pattern=big.*")
+		var want []uint64
+		lagging := false
+		for i := 0; !lagging; i++ {
+			require.Less(t, i, 5000, "the slow client never fell behind")
+			want = append(want, hs.publish("big.x", big).Seq)
+			subs := hs.bus.Subscribers("big.x")
+			require.Len(t, subs, 1)
+			lagging = subs[0].Stats.Lagging
+		}
+		for i := range 5 {
+			want = append(want, hs.publish("big.x", i).Seq)
+		}
+		for _, seq := range want {
+			require.Equal(t, seq, readEvent(t, c).Seq)
+		}
+	})
+
+	t.Run("drop-oldest reports what it dropped", func(t *testing.T) {
+		hs := newHarness(t, []eventbus.Option{eventbus.WithStore(nil)},
+			wsbridge.WithBuffer(4), wsbridge.WithOverflow(eventbus.DropOldest))
+		c, _ := hs.dial("pattern=big.*")
+		published := 0
+		for dropped := uint64(0); dropped == 0; {
+			require.Less(t, published, 5000, "nothing was ever dropped")
+			hs.publish("big.x", big)
+			published++
+			dropped = hs.bus.Subscribers("big.x")[0].Stats.Dropped
+		}
+		var received, noticed, total uint64
+		last := uint64(0)
+		for received+noticed < uint64(published) {
+			m := read(t, c)
+			switch m.Type {
+			case wsbridge.TypeEvent:
+				require.Greater(t, m.Event.Seq, last, "events stay in order")
+				last = m.Event.Seq
+				received++
+			case wsbridge.TypeDropped:
+				noticed += m.Count
+				total = m.Total
+			default:
+				t.Fatalf("unexpected message %+v", m)
+			}
+		}
+		assert.Equal(t, uint64(published), received+noticed)
+		assert.Equal(t, noticed, total)
+		assert.NotZero(t, noticed)
+	})
+}
+
+func TestEnd(t *testing.T) {
+	t.Run("client close ends the subscription", func(t *testing.T) {
+		hs := newHarness(t, nil)
+		c, _ := hs.dial("pattern=a.*")
+		require.Len(t, hs.bus.Subscribers("a.x"), 1)
+		require.NoError(t, c.Close(websocket.StatusNormalClosure, "bye"))
+		hs.waitEnded(1)
+		assert.Empty(t, hs.bus.Subscribers("a.x"))
+		assert.Zero(t, hs.bus.Stats().Subscriptions)
+	})
+
+	t.Run("client vanishes", func(t *testing.T) {
+		hs := newHarness(t, nil)
+		c, _ := hs.dial("pattern=a.*")
+		require.NoError(t, c.CloseNow())
+		hs.waitEnded(1)
+		assert.Empty(t, hs.bus.Subscribers("a.x"))
+	})
+
+	t.Run("bus shutdown sends what was queued and says going away", func(t *testing.T) {
+		hs := newHarness(t, nil)
+		c, _ := hs.dial("pattern=a")
+		e := hs.publish("a", 1)
+		require.NoError(t, hs.bus.Close())
+		assert.Equal(t, e.Seq, readEvent(t, c).Seq)
+		ce := readClose(t, c)
+		assert.Equal(t, websocket.StatusGoingAway, ce.Code)
+		assert.Equal(t, "event bus shut down", ce.Reason)
+		hs.waitEnded(1)
+	})
+
+	t.Run("request context ends", func(t *testing.T) {
+		hs := newHarness(t, nil)
+		c, _ := hs.dial("pattern=a")
+		hs.cancelRequests()
+		ce := readClose(t, c)
+		assert.Equal(t, websocket.StatusGoingAway, ce.Code)
+		hs.waitEnded(1)
+		assert.Empty(t, hs.bus.Subscribers("a"))
+	})
+
+	t.Run("unanswered ping", func(t *testing.T) {
+		hs := newHarness(t, nil, wsbridge.WithPingInterval(20*time.Millisecond))
+		hs.dial("pattern=a")
+		// The client does not read, so it never answers the ping.
+		hs.waitEnded(1)
+		assert.Empty(t, hs.bus.Subscribers("a"))
+	})
+}
+
+func TestPingKeepsAlive(t *testing.T) {
+	hs := newHarness(t, nil, wsbridge.WithPingInterval(100*time.Millisecond))
+	pings := make(chan struct{}, 100)
+	c, _ := hs.dial("pattern=a", func(o *websocket.DialOptions) {
+		o.OnPingReceived = func(context.Context, []byte) bool {
+			select {
+			case pings <- struct{}{}:
+			default:
+			}
+			return true
+		}
+	})
+	// Pings are answered while the client reads; publish once three came.
+	done := make(chan struct{})
+	t.Cleanup(func() { <-done })
+	go func() {
+		defer close(done)
+		for range 3 {
+			select {
+			case <-pings:
+			case <-t.Context().Done():
+				return
+			}
+		}
+		_, _ = hs.bus.Publisher("test").Emit(context.Background(), eventbus.WorkerProgress, "a", nil)
+	}()
+	m, err := tryRead(t, c, 10*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, wsbridge.TypeEvent, m.Type)
+}
+
+func TestOptions(t *testing.T) {
+	bus, err := eventbus.New()
+	require.NoError(t, err)
+	defer bus.Close()
+	noStore, err := eventbus.New(eventbus.WithStore(nil))
+	require.NoError(t, err)
+	defer noStore.Close()
+
+	tests := []struct {
+		name string
+		bus  *eventbus.Bus
+		opt  wsbridge.Option
+	}{
+		{"nil bus", nil, nil},
+		{"nil auth", bus, wsbridge.WithAuth(nil)},
+		{"bad origin pattern", bus, wsbridge.WithOriginPatterns("[")},
+		{"tiny read limit", bus, wsbridge.WithReadLimit(10)},
+		{"zero patterns", bus, wsbridge.WithMaxPatterns(0)},
+		{"negative connections", bus, wsbridge.WithMaxConnections(-1)},
+		{"zero buffer", bus, wsbridge.WithBuffer(0)},
+		{"negative ping", bus, wsbridge.WithPingInterval(-time.Second)},
+		{"zero write timeout", bus, wsbridge.WithWriteTimeout(0)},
+		{"block", bus, wsbridge.WithOverflow(eventbus.Block)},
+		{"unknown policy", bus, wsbridge.WithOverflow(eventbus.Overflow(99))},
+		{"catch-up without a store", noStore, wsbridge.WithOverflow(eventbus.CatchUp)},
+		{"server type from clients", bus, wsbridge.WithClientPublish(eventbus.WorkerSpawned)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := wsbridge.New(tt.bus, tt.opt)
+			require.ErrorIs(t, err, wsbridge.ErrInvalidOption)
+			assert.True(t, strings.HasPrefix(err.Error(), "wsbridge: invalid option"), err.Error())
+			assert.Panics(t, func() { wsbridge.Handler(tt.bus, tt.opt) })
+		})
+	}
+
+	t.Run("valid", func(t *testing.T) {
+		_, err := wsbridge.New(bus, nil, wsbridge.WithLogger(nil), wsbridge.WithPingInterval(0),
+			wsbridge.WithOverflow(eventbus.CatchUp), wsbridge.WithClientPublish(eventbus.UserInput))
+		require.NoError(t, err)
+	})
+}
+
+func u64(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// readAckAndEvent reads an ack and an event, in either order.
+func readAckAndEvent(t *testing.T, c *websocket.Conn) (wsbridge.Message, eventbus.Event) {
+	t.Helper()
+	var ack wsbridge.Message
+	var e *eventbus.Event
+	for range 2 {
+		switch m := read(t, c); m.Type {
+		case wsbridge.TypeAck:
+			ack = m
+		case wsbridge.TypeEvent:
+			e = m.Event
+		default:
+			t.Fatalf("unexpected message %+v", m)
+		}
+	}
+	require.Equal(t, wsbridge.TypeAck, ack.Type)
+	require.NotNil(t, e)
+	return ack, *e
+}
