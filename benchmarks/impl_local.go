@@ -10,56 +10,77 @@ import (
 // mailbox is the subscriber mailbox size every queueing implementation gets.
 const mailbox = 1024
 
+// baselineName is the implementation the ratios are computed against.
+const baselineName = "channel baseline"
+
 // channelBaseline is the hand-written fan-out the others are compared with:
 // a buffered channel and a goroutine per subscriber, and a precomputed
 // topic → channels table the publisher sends the event value on.
 func channelBaseline() impl {
 	return impl{
-		name:  "channel baseline",
-		notes: "hand-written: chan per subscriber (1024), precomputed topic→[]chan; blocking send: lossless, ordered, no routing or validation",
-		setup: func(w *workload, f *fixture, c *counters) (target, error) {
-			t := &chanTarget{f: f}
-			chans := make([]chan eventbus.Event, len(w.subs))
-			for i := range chans {
-				ch := make(chan eventbus.Event, mailbox)
-				chans[i] = ch
-				t.wg.Go(func() {
-					for range ch {
-						c.hit(i)
-					}
-				})
-			}
-			t.chans = chans
-			for _, subs := range w.routes() {
-				var out []chan eventbus.Event
-				for _, i := range subs {
-					out = append(out, chans[i])
-				}
-				t.routes = append(t.routes, out)
-			}
-			return t, nil
-		},
+		name:  baselineName,
+		notes: "hand-written: chan eventbus.Event per subscriber (1024), precomputed topic→[]chan, the 136-byte Event sent by value; blocking send: lossless, ordered, no routing or validation",
+		setup: chanSetup(func(f *fixture, i int) eventbus.Event { return f.events[i] }),
 	}
 }
 
-type chanTarget struct {
-	f      *fixture
-	chans  []chan eventbus.Event
-	routes [][]chan eventbus.Event
+// channelPointerBaseline is the baseline sending *Event: it shows what the
+// by-value copy into every mailbox costs (eventbus's C() is a chan Event).
+func channelPointerBaseline() impl {
+	return impl{
+		name:  "channel baseline, *Event",
+		notes: "as the baseline, but sends a pointer to the shared event (8 bytes) instead of the 136-byte value; for reference (eventbus's `<-chan Event` is by value)",
+		setup: chanSetup(func(f *fixture, i int) *eventbus.Event { return &f.events[i] }),
+	}
+}
+
+// chanSetup builds the hand-written fan-out for messages of type M.
+func chanSetup[M any](msg func(*fixture, int) M) func(*workload, *fixture, *counters) (target, error) {
+	return func(w *workload, f *fixture, c *counters) (target, error) {
+		t := &chanTarget[M]{}
+		for i := range f.events {
+			t.msgs = append(t.msgs, msg(f, i))
+		}
+		chans := make([]chan M, len(w.subs))
+		for i := range chans {
+			ch := make(chan M, mailbox)
+			chans[i] = ch
+			t.wg.Go(func() {
+				for range ch {
+					c.hit(i)
+				}
+			})
+		}
+		t.chans = chans
+		for _, subs := range w.routes() {
+			var out []chan M
+			for _, i := range subs {
+				out = append(out, chans[i])
+			}
+			t.routes = append(t.routes, out)
+		}
+		return t, nil
+	}
+}
+
+type chanTarget[M any] struct {
+	msgs   []M
+	chans  []chan M
+	routes [][]chan M
 	wg     sync.WaitGroup
 }
 
-func (t *chanTarget) publish(i int) error {
-	e := t.f.events[i]
+func (t *chanTarget[M]) publish(i int) error {
+	m := t.msgs[i]
 	for _, ch := range t.routes[i] {
-		ch <- e
+		ch <- m
 	}
 	return nil
 }
 
-func (t *chanTarget) flush() error { return nil }
+func (t *chanTarget[M]) flush() error { return nil }
 
-func (t *chanTarget) close() error {
+func (t *chanTarget[M]) close() error {
 	for _, ch := range t.chans {
 		close(ch)
 	}

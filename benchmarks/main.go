@@ -17,6 +17,7 @@ import (
 func implementations() []impl {
 	return []impl{
 		channelBaseline(),
+		channelPointerBaseline(),
 		eventbusImpl("eventbus PublishAsync", true, false, nil),
 		eventbusImpl("eventbus Publish (sync)", false, false, []string{"W1"}),
 		eventbusImpl("eventbus PublishAsync + memory store", true, true, []string{"W1"}),
@@ -33,19 +34,21 @@ type runConfig struct {
 	events  int
 	rounds  int
 	lim     limits
-	only    string // substring filter on implementation names
-	loads   string // comma list of workload names
-	profile string // CPU profile file
+	minTime time.Duration // runs shorter than this get more events next round
+	only    string        // substring filter on implementation names
+	loads   string        // comma list of workload names
+	profile string        // CPU profile file
 }
 
 // cell is the outcome of one workload × implementation over all rounds.
 type cell struct {
-	w     *workload
-	im    impl
-	rates []float64 // deliveries/s of each round that delivered everything
-	lossy []result  // rounds that lost deliveries
-	errs  []string
-	notes []string
+	w      *workload
+	im     impl
+	events int       // events of the next run
+	rates  []float64 // deliveries/s of each counted round that delivered everything
+	lossy  []result  // rounds that lost deliveries
+	errs   []string
+	notes  []string
 }
 
 func (c *cell) best() float64 {
@@ -69,6 +72,7 @@ func main() {
 	flag.IntVar(&cfg.rounds, "rounds", 5, "rounds; the table shows the best (and the median)")
 	flag.DurationVar(&cfg.lim.stall, "stall", 2*time.Second, "after publishing, no delivery for this long means the rest is lost")
 	flag.DurationVar(&cfg.lim.deadline, "deadline", 60*time.Second, "longest a single run may take")
+	flag.DurationVar(&cfg.minTime, "mintime", 300*time.Millisecond, "runs shorter than this are repeated with more events (at most 50× -events)")
 	flag.StringVar(&cfg.only, "only", "", "run only implementations whose name contains this (the baseline always runs)")
 	flag.StringVar(&cfg.loads, "workloads", "W1,W2,W3", "comma list of workloads")
 	flag.StringVar(&cfg.profile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -99,17 +103,28 @@ func runAll(cfg runConfig, log io.Writer) []*cell {
 			continue
 		}
 		for _, im := range implementations() {
-			if !im.runs(w) || (cfg.only != "" && im.name != "channel baseline" && !strings.Contains(im.name, cfg.only)) {
+			if !im.runs(w) || (cfg.only != "" && im.name != baselineName && !strings.Contains(im.name, cfg.only)) {
 				continue
 			}
-			cells = append(cells, &cell{w: w, im: im})
+			cells = append(cells, &cell{w: w, im: im, events: w.eventsFor(cfg.events)})
 		}
 	}
-	for r := range cfg.rounds {
+	// Round 0 warms up and sizes the runs: a run shorter than -mintime
+	// gets proportionally more events in the next round, so that fast
+	// implementations are not timed over a few milliseconds. It is not
+	// counted.
+	for r := range cfg.rounds + 1 {
 		for _, c := range cells {
-			n := c.w.eventsFor(cfg.events)
+			n := c.events
 			res := measure(c.im, c.w, n, cfg.lim, func() {}, func() {})
+			if res.err == nil && !res.lossy && res.elapsed < cfg.minTime {
+				grow := 1.2 * float64(cfg.minTime) / float64(max(res.elapsed, time.Millisecond))
+				c.events = min(int(float64(n)*grow), 50*c.w.eventsFor(cfg.events))
+			}
 			status := "ok"
+			if r == 0 {
+				status = "warm-up, not counted"
+			}
 			switch {
 			case res.err != nil:
 				status = "error: " + res.err.Error()
@@ -120,14 +135,14 @@ func runAll(cfg runConfig, log io.Writer) []*cell {
 			case res.extra > 0:
 				status = fmt.Sprintf("DUPLICATES %d", res.extra)
 				c.errs = append(c.errs, status)
-			default:
+			case r > 0:
 				c.rates = append(c.rates, res.rate())
 			}
 			if res.notes != "" && !slices.Contains(c.notes, res.notes) {
 				c.notes = append(c.notes, res.notes)
 			}
 			fmt.Fprintf(log, "round %d  %-3s %-38s %8d events %10d deliveries %8.3fs %12.0f/s  %s\n",
-				r+1, c.w.name, c.im.name, n, res.received, res.elapsed.Seconds(), res.rate(), status)
+				r, c.w.name, c.im.name, n, res.received, res.elapsed.Seconds(), res.rate(), status)
 			runtime.GC() // leave no garbage to the next run
 		}
 	}
@@ -165,8 +180,8 @@ func cpuModel() string {
 func writeTable(w io.Writer, cfg runConfig, cells []*cell) {
 	fmt.Fprintf(w, "%s, %s/%s, GOMAXPROCS=%d, CPU: %s (%d logical)\n",
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), cpuModel(), runtime.NumCPU())
-	fmt.Fprintf(w, "-events %d (W1 %d events, W2 %d, W3 %d), best of %d rounds (median in parentheses)\n\n",
-		cfg.events, cfg.events, max(cfg.events/10, 1), max(cfg.events/2, 1), cfg.rounds)
+	fmt.Fprintf(w, "-events %d (W1 %d events, W2 %d, W3 %d; runs shorter than %v get more, up to 50×), best of %d rounds after a warm-up (median in parentheses)\n\n",
+		cfg.events, cfg.events, max(cfg.events/10, 1), max(cfg.events/2, 1), cfg.minTime, cfg.rounds)
 	for _, wl := range workloads() {
 		fmt.Fprintf(w, "- %s: %s\n", wl.name, wl.desc)
 	}
@@ -175,7 +190,7 @@ func writeTable(w io.Writer, cfg runConfig, cells []*cell) {
 	fmt.Fprintln(w, "|---|---|---:|---:|---|")
 	base := map[string]float64{}
 	for _, c := range cells {
-		if c.im.name == "channel baseline" {
+		if c.im.name == baselineName {
 			base[c.w.name] = c.best()
 		}
 	}

@@ -272,6 +272,11 @@ func run(ctx context.Context, cfg config, w io.Writer) (rep Report, err error) {
 		HeapInUseEnd: inuseEnd, HeapLiveEnd: liveEnd,
 	}
 	rep.HeapInUseAt10s, rep.HeapLiveAt10s = heap10[0], heap10[1]
+	if rep.HeapInUseAt10s == 0 && elapsed >= cfg.HeapAt {
+		// The progress tick at 10 s lost the race with the end of a
+		// 10-second run: the end sample is the 10 s sample.
+		rep.HeapInUseAt10s, rep.HeapLiveAt10s = inuseEnd, liveEnd
+	}
 	if elapsed > 0 {
 		rep.PublishRate = float64(rep.Published) / elapsed.Seconds()
 	}
