@@ -1,0 +1,115 @@
+package sqlitestore_test
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/choiros/eventbus"
+	"github.com/choiros/eventbus/sqlitestore"
+)
+
+// killChildEnv names the file TestKillChild appends to; set only in the
+// child process TestKilledWriterLosesNoAcknowledgedEvent starts.
+const killChildEnv = "SQLITESTORE_KILL_CHILD_DB"
+
+const killBatch = 10
+
+// TestKilledWriterLosesNoAcknowledgedEvent runs a writer in a child process,
+// kills it with SIGKILL in the middle of its appends, and checks that the
+// file reopens with every acknowledged event and no part of a batch.
+func TestKilledWriterLosesNoAcknowledgedEvent(t *testing.T) {
+	if os.Getenv(killChildEnv) != "" {
+		t.Skip("inside the child")
+	}
+	path := filepath.Join(t.TempDir(), "killed.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), killChildEnv+"="+path)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+
+	// Read acknowledgements until 300 batches are in, then kill the child
+	// while it is appending the next one.
+	var acked uint64
+	lines := bufio.NewScanner(out)
+	for acked < 300*killBatch && lines.Scan() {
+		if seq, ok := strings.CutPrefix(lines.Text(), "acked "); ok {
+			acked, err = strconv.ParseUint(seq, 10, 64)
+			require.NoError(t, err)
+		}
+	}
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait() // "signal: killed"
+	require.Equal(t, uint64(300*killBatch), acked, "the child stopped early")
+
+	// Nothing was checkpointed or cleaned up: the WAL holds the tail.
+	_, err = os.Stat(path + "-wal")
+	require.NoError(t, err, "no WAL file after the kill")
+
+	st, err := sqlitestore.Open(path)
+	require.NoError(t, err)
+	defer st.Close()
+	last, err := st.LastSeq(context.Background())
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, last, acked, "acknowledged events lost")
+	assert.Zero(t, last%killBatch, "LastSeq %d is inside a batch", last)
+
+	var seen uint64
+	for {
+		page, err := st.Query(context.Background(), eventbus.Query{AfterSeq: seen, Limit: eventbus.MaxQueryLimit})
+		require.NoError(t, err)
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			require.Equal(t, seen+1, e.Seq, "a gap in the stored events")
+			require.Equal(t, fmt.Sprintf(`{"seq":%d}`, e.Seq), string(e.Payload))
+			seen = e.Seq
+		}
+	}
+	assert.Equal(t, last, seen)
+
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	require.NoError(t, err)
+	defer db.Close()
+	var check string
+	require.NoError(t, db.QueryRow("PRAGMA integrity_check").Scan(&check))
+	assert.Equal(t, "ok", check)
+}
+
+// TestKillChild is the writer TestKilledWriterLosesNoAcknowledgedEvent
+// kills. It appends batches forever, printing the last Seq of each after
+// Append returns.
+func TestKillChild(t *testing.T) {
+	path := os.Getenv(killChildEnv)
+	if path == "" {
+		t.Skip("helper process for TestKilledWriterLosesNoAcknowledgedEvent")
+	}
+	st, err := sqlitestore.Open(path)
+	require.NoError(t, err)
+	ts := time.Now().UTC()
+	for seq := uint64(1); ; seq += killBatch {
+		batch := make([]eventbus.Event, killBatch)
+		for i := range batch {
+			e, err := eventbus.NewEvent(eventbus.WorkerProgress, "worker.task.progress", map[string]uint64{"seq": seq + uint64(i)}, "child")
+			require.NoError(t, err)
+			e.Seq, e.Timestamp = seq+uint64(i), ts
+			batch[i] = e
+		}
+		require.NoError(t, st.Append(context.Background(), batch))
+		fmt.Printf("acked %d\n", seq+killBatch-1)
+	}
+}

@@ -1,0 +1,809 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/choiros/eventbus"
+)
+
+// Run checks that the stores newStore makes keep the [eventbus.Store]
+// contract. It runs one subtest per rule, each on a new, empty store from
+// newStore, which it closes when the subtest ends. See the package
+// documentation for what is covered and what newStore must provide.
+func Run(t *testing.T, newStore func(t *testing.T) eventbus.Store) {
+	t.Helper()
+	tests := []struct {
+		name string
+		run  func(t *testing.T, st eventbus.Store)
+	}{
+		{"new store is empty", testEmpty},
+		{"append keeps order across batches", testAppendOrder},
+		{"events round-trip intact", testRoundTrip},
+		{"empty batch stores nothing", testEmptyBatch},
+		{"batch with non-increasing seq stores nothing", testRejectedBatch},
+		{"failed append leaves nothing behind", testFailedAppend},
+		{"append does not keep or modify the caller's slice", testAppendSlice},
+		{"returned events are copies", testReturnedCopies},
+		{"LastSeq is the highest seq stored", testLastSeq},
+		{"query by pattern", testQueryPattern},
+		{"query since", testQuerySince},
+		{"query after seq", testQueryAfterSeq},
+		{"query limit", testQueryLimit},
+		{"query newest", testQueryNewest},
+		{"query combinations match the reference model", testQueryModel},
+		{"invalid query is an error", testInvalidQuery},
+		{"query during append sees whole batches", testConcurrent},
+		{"close twice and use after close", testClose},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newStore(t)
+			require.NotNil(t, st, "newStore returned nil")
+			t.Cleanup(func() { _ = st.Close() })
+			tt.run(t, st)
+		})
+	}
+}
+
+// base is the time of the suite's first event: recent, so that stores with
+// an age limit of an hour or more keep everything, and with nanoseconds, so
+// that precision loss shows.
+func base() time.Time {
+	return time.Now().UTC().Add(-30 * time.Minute).Truncate(time.Second).Add(123456789)
+}
+
+// event returns a new event on topic with the given Seq and Timestamp.
+func event(t testing.TB, seq uint64, topic string, ts time.Time) eventbus.Event {
+	t.Helper()
+	e, err := eventbus.NewEvent(eventbus.WorkerProgress, topic, map[string]any{"seq": seq}, "storetest")
+	require.NoError(t, err)
+	e.Seq = seq
+	e.Timestamp = ts
+	return e
+}
+
+// batch returns n events with Seqs first, first+1, … on topic, with
+// Timestamps Seq tenths of a second after base.
+func batch(t testing.TB, first uint64, n int, topic string) []eventbus.Event {
+	t.Helper()
+	b := base()
+	out := make([]eventbus.Event, n)
+	for i := range out {
+		seq := first + uint64(i)
+		out[i] = event(t, seq, topic, b.Add(time.Duration(seq)*100*time.Millisecond))
+	}
+	return out
+}
+
+func appendAll(t testing.TB, st eventbus.Store, events []eventbus.Event) {
+	t.Helper()
+	require.NoError(t, st.Append(context.Background(), events))
+}
+
+func query(t testing.TB, st eventbus.Store, q eventbus.Query) []eventbus.Event {
+	t.Helper()
+	got, err := st.Query(context.Background(), q)
+	require.NoError(t, err, "Query(%+v)", q)
+	return got
+}
+
+func lastSeq(t testing.TB, st eventbus.Store) uint64 {
+	t.Helper()
+	seq, err := st.LastSeq(context.Background())
+	require.NoError(t, err)
+	return seq
+}
+
+// everything returns every stored event, oldest first (the suite never
+// stores more than MaxQueryLimit events where it calls this).
+func everything(t testing.TB, st eventbus.Store) []eventbus.Event {
+	t.Helper()
+	return query(t, st, eventbus.Query{Limit: eventbus.MaxQueryLimit})
+}
+
+func seqs(events []eventbus.Event) []uint64 {
+	out := make([]uint64, len(events))
+	for i, e := range events {
+		out[i] = e.Seq
+	}
+	return out
+}
+
+func topics(events []eventbus.Event) []string {
+	out := make([]string, len(events))
+	for i, e := range events {
+		out[i] = e.Topic
+	}
+	return out
+}
+
+// model answers q over events (sorted by Seq) the plain way: the reference
+// the stores are compared with.
+func model(events []eventbus.Event, q eventbus.Query) []eventbus.Event {
+	pattern := q.Pattern
+	if pattern == "" {
+		pattern = "*"
+	}
+	limit := q.Limit
+	switch {
+	case limit == 0:
+		limit = eventbus.DefaultQueryLimit
+	case limit > eventbus.MaxQueryLimit:
+		limit = eventbus.MaxQueryLimit
+	}
+	var out []eventbus.Event
+	for _, e := range events {
+		if e.Seq > q.AfterSeq && eventbus.Match(pattern, e.Topic) &&
+			(q.Since.IsZero() || !e.Timestamp.Before(q.Since)) {
+			out = append(out, e)
+		}
+	}
+	if len(out) > limit {
+		if q.Newest {
+			out = out[len(out)-limit:]
+		} else {
+			out = out[:limit]
+		}
+	}
+	return out
+}
+
+// requireSameEvents checks that got holds exactly want, field by field.
+func requireSameEvents(t testing.TB, want, got []eventbus.Event) {
+	t.Helper()
+	require.Equal(t, seqs(want), seqs(got), "Seqs")
+	for i := range want {
+		w, g := want[i], got[i]
+		assert.Equal(t, w.ID, g.ID, "ID of seq %d", w.Seq)
+		assert.Equal(t, w.Type, g.Type, "Type of seq %d", w.Seq)
+		assert.Equal(t, w.Topic, g.Topic, "Topic of seq %d", w.Seq)
+		assert.Equal(t, string(w.Payload), string(g.Payload), "Payload of seq %d", w.Seq)
+		assert.True(t, w.Timestamp.Equal(g.Timestamp), "Timestamp of seq %d: want %v, got %v", w.Seq, w.Timestamp, g.Timestamp)
+		assert.Equal(t, w.Source, g.Source, "Source of seq %d", w.Seq)
+		assert.Equal(t, w.CorrelationID, g.CorrelationID, "CorrelationID of seq %d", w.Seq)
+	}
+}
+
+func testEmpty(t *testing.T, st eventbus.Store) {
+	assert.Equal(t, uint64(0), lastSeq(t, st))
+	for _, q := range []eventbus.Query{
+		{},
+		{Pattern: "*"},
+		{Pattern: "worker.task"},
+		{Pattern: "worker.*"},
+		{Pattern: "worker.*.complete"},
+		{Since: base()},
+		{AfterSeq: 5},
+		{Newest: true},
+		{Pattern: "worker.*", Since: base(), AfterSeq: 1, Limit: 5, Newest: true},
+	} {
+		assert.Empty(t, query(t, st, q), "Query(%+v)", q)
+	}
+}
+
+func testAppendOrder(t *testing.T, st eventbus.Store) {
+	var all []eventbus.Event
+	for i, n := range []int{1, 5, 20} {
+		b := batch(t, uint64(len(all)+1), n, fmt.Sprintf("order.batch%d", i))
+		appendAll(t, st, b)
+		all = append(all, b...)
+	}
+	requireSameEvents(t, all, everything(t, st))
+	assert.Equal(t, uint64(len(all)), lastSeq(t, st))
+}
+
+func testRoundTrip(t *testing.T, st eventbus.Store) {
+	ts := base()
+	mk := func(seq uint64, typ eventbus.EventType, topic string, payload any, source string) eventbus.Event {
+		t.Helper()
+		e, err := eventbus.NewEvent(typ, topic, payload, source)
+		require.NoError(t, err)
+		e.Seq = seq
+		e.Timestamp = ts.Add(time.Duration(seq) * time.Nanosecond)
+		return e
+	}
+	events := []eventbus.Event{
+		mk(1, eventbus.WorkerSpawned, "worker.task.spawned", map[string]any{"id": 7, "name": "resize"}, "worker-7"),
+		mk(2, eventbus.ChatMessage, "chat.room1", "héllo <wörld> & \u2028 \"quoted\"", "user-ä"),
+		mk(3, eventbus.FileChanged, "file.changed", []any{1.5, "two", nil, true, map[string]any{}}, ""),
+		mk(4, eventbus.Custom("deploy"), "custom.deploy", nil, "ci"),
+		mk(5, eventbus.SystemHeartbeat, "system.heartbeat", json.RawMessage(`{"nested":{"deep":[1,2,{"x":"y"}]},"n":-0.25e-3}`), "system"),
+		mk(6, eventbus.UserInput, "user.input", 12345678901234, "user-1").WithCorrelationID("corr-42/ü"),
+		mk(7, eventbus.WorkerComplete, "worker.task.complete", struct {
+			OK   bool   `json:"ok"`
+			Note string `json:"note,omitempty"`
+		}{OK: true}, "worker-7").WithCorrelationID("01HZY0000000000000000000AB"),
+	}
+	// Timestamps at the edges of what a store might round.
+	events[0].Timestamp = time.Date(2024, 2, 29, 23, 59, 59, 999999999, time.UTC)
+	events[1].Timestamp = time.Date(2024, 3, 1, 0, 0, 0, 1, time.UTC)
+	appendAll(t, st, events[:3])
+	appendAll(t, st, events[3:])
+
+	got := everything(t, st)
+	requireSameEvents(t, events, got)
+	for _, g := range got {
+		assert.Equal(t, time.UTC, g.Timestamp.Location(), "Timestamp of seq %d is not UTC", g.Seq)
+		assert.True(t, json.Valid(g.Payload), "Payload of seq %d is not valid JSON", g.Seq)
+	}
+	// And one at a time, through an exact-topic query.
+	for _, e := range events {
+		requireSameEvents(t, []eventbus.Event{e}, query(t, st, eventbus.Query{Pattern: e.Topic}))
+	}
+}
+
+func testEmptyBatch(t *testing.T, st eventbus.Store) {
+	require.NoError(t, st.Append(context.Background(), nil))
+	require.NoError(t, st.Append(context.Background(), []eventbus.Event{}))
+	assert.Equal(t, uint64(0), lastSeq(t, st))
+	assert.Empty(t, everything(t, st))
+
+	appendAll(t, st, batch(t, 1, 3, "empty.batch"))
+	require.NoError(t, st.Append(context.Background(), nil))
+	assert.Equal(t, uint64(3), lastSeq(t, st))
+	assert.Len(t, everything(t, st), 3)
+}
+
+func testRejectedBatch(t *testing.T, st eventbus.Store) {
+	before := batch(t, 1, 10, "reject.before")
+	appendAll(t, st, before)
+
+	b := base()
+	at := func(seqs ...uint64) []eventbus.Event {
+		out := make([]eventbus.Event, len(seqs))
+		for i, s := range seqs {
+			out[i] = event(t, s, "reject.batch", b.Add(time.Duration(s)*time.Second))
+		}
+		return out
+	}
+	tests := []struct {
+		name  string
+		batch []eventbus.Event
+	}{
+		{"seq equal to LastSeq", at(10)},
+		{"seq below LastSeq", at(3)},
+		{"first seq below LastSeq, rest above", at(9, 11, 12)},
+		{"decreasing inside the batch", at(12, 11)},
+		{"repeated inside the batch", at(11, 12, 12, 13)},
+		{"bad seq at the end of a long batch", append(at(11, 12, 13, 14, 15, 16, 17, 18), at(4)...)},
+		{"zero seq", at(0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Error(t, st.Append(context.Background(), tt.batch))
+			assert.Equal(t, uint64(10), lastSeq(t, st), "LastSeq moved")
+			requireSameEvents(t, before, everything(t, st))
+			assert.Empty(t, query(t, st, eventbus.Query{Pattern: "reject.batch"}), "part of the rejected batch was stored")
+		})
+	}
+
+	// The store still takes a good batch afterwards.
+	good := at(11, 12)
+	appendAll(t, st, good)
+	assert.Equal(t, uint64(12), lastSeq(t, st))
+	requireSameEvents(t, append(slices.Clone(before), good...), everything(t, st))
+}
+
+func testFailedAppend(t *testing.T, st eventbus.Store) {
+	first := batch(t, 1, 5, "failed.first")
+	appendAll(t, st, first)
+
+	// A store may or may not honour a cancelled context; either way the batch
+	// is stored whole or not at all.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	second := batch(t, 6, 50, "failed.second")
+	if err := st.Append(ctx, second); err != nil {
+		assert.Equal(t, uint64(5), lastSeq(t, st))
+		requireSameEvents(t, first, everything(t, st))
+	} else {
+		assert.Equal(t, uint64(55), lastSeq(t, st))
+		requireSameEvents(t, append(slices.Clone(first), second...), everything(t, st))
+	}
+}
+
+func testAppendSlice(t *testing.T, st eventbus.Store) {
+	events := batch(t, 1, 5, "slice.kept")
+	want := slices.Clone(events)
+	appendAll(t, st, events)
+	assert.Equal(t, want, events, "Append modified the caller's slice")
+
+	// Reusing the slice must not change what was stored.
+	for i := range events {
+		events[i].Topic = "slice.changed"
+		events[i].Seq += 100
+		events[i].Source = "someone else"
+	}
+	requireSameEvents(t, want, everything(t, st))
+}
+
+func testReturnedCopies(t *testing.T, st eventbus.Store) {
+	want := batch(t, 1, 3, "copies.topic")
+	appendAll(t, st, want)
+	got := everything(t, st)
+	require.Len(t, got, 3)
+	for i := range got {
+		got[i].Topic = "copies.changed"
+		got[i].Seq = 0
+	}
+	requireSameEvents(t, want, everything(t, st))
+}
+
+func testLastSeq(t *testing.T, st eventbus.Store) {
+	assert.Equal(t, uint64(0), lastSeq(t, st))
+	b := base()
+	steps := []struct {
+		seqs []uint64
+		want uint64
+	}{
+		{[]uint64{1}, 1},
+		{[]uint64{2, 3, 4}, 4},
+		{[]uint64{10, 20}, 20}, // gaps: events published without persistence
+		{[]uint64{1 << 40}, 1 << 40},
+		{[]uint64{1<<40 + 1, 1<<62 + 3}, 1<<62 + 3},
+	}
+	var all []eventbus.Event
+	for _, s := range steps {
+		var events []eventbus.Event
+		for _, seq := range s.seqs {
+			events = append(events, event(t, seq, "lastseq.topic", b))
+		}
+		appendAll(t, st, events)
+		all = append(all, events...)
+		assert.Equal(t, s.want, lastSeq(t, st))
+	}
+	requireSameEvents(t, all, everything(t, st))
+	requireSameEvents(t, all[len(all)-3:], query(t, st, eventbus.Query{AfterSeq: 20}))
+}
+
+// patternTopics are the topics the pattern tests publish on, chosen to trip
+// prefix comparisons: "worker-x", "worker/x" and "worker0" sort around
+// "worker." byte-wise, and "worker" is the parent of "worker.*".
+var patternTopics = []string{
+	"worker",
+	"worker.task",
+	"worker.task.complete",
+	"worker.task.failed",
+	"worker.pool.complete",
+	"worker.7.progress",
+	"workers.task",
+	"worker-x.task",
+	"worker/x.task",
+	"worker0.task",
+	"chat",
+	"chat.room1",
+	"chat.room2",
+	"chat.room10",
+	"chat.räum",
+	"file.changed",
+	"system.heartbeat",
+	"system.error.failed",
+}
+
+// appendPatternTopics stores two events per pattern topic, interleaved, in
+// two batches, and returns them.
+func appendPatternTopics(t *testing.T, st eventbus.Store) []eventbus.Event {
+	b := base()
+	var all []eventbus.Event
+	for range 2 {
+		var events []eventbus.Event
+		for _, topic := range patternTopics {
+			seq := uint64(len(all) + len(events) + 1)
+			events = append(events, event(t, seq, topic, b.Add(time.Duration(seq)*time.Second)))
+		}
+		appendAll(t, st, events)
+		all = append(all, events...)
+	}
+	return all
+}
+
+func testQueryPattern(t *testing.T, st eventbus.Store) {
+	all := appendPatternTopics(t, st)
+	tests := []struct {
+		name    string
+		pattern string
+		want    []string // topics, in patternTopics order
+	}{
+		{"exact topic", "worker.task", []string{"worker.task"}},
+		{"exact parent topic", "worker", []string{"worker"}},
+		{"exact deep topic", "worker.task.complete", []string{"worker.task.complete"}},
+		{"exact unicode topic", "chat.räum", []string{"chat.räum"}},
+		{"exact topic nobody used", "nothing.here", nil},
+		{"prefix", "worker.*", []string{"worker.task", "worker.task.complete", "worker.task.failed", "worker.pool.complete", "worker.7.progress"}},
+		{"deeper prefix", "worker.task.*", []string{"worker.task.complete", "worker.task.failed"}},
+		{"prefix with unicode below", "chat.*", []string{"chat.room1", "chat.room2", "chat.room10", "chat.räum"}},
+		{"prefix of a leaf topic", "worker.task.complete.*", nil},
+		{"prefix nobody used", "nothing.*", nil},
+		{"all", "*", patternTopics},
+		{"empty pattern", "", patternTopics},
+		{"glob with leading star", "*.complete", []string{"worker.task.complete", "worker.pool.complete"}},
+		{"glob crossing levels", "*.failed", []string{"worker.task.failed", "system.error.failed"}},
+		{"glob in the middle", "worker.*.complete", []string{"worker.task.complete", "worker.pool.complete"}},
+		{"glob under another root", "system.*.failed", []string{"system.error.failed"}},
+		{"question mark", "chat.room?", []string{"chat.room1", "chat.room2"}},
+		{"question mark on a multibyte character", "chat.r?um", []string{"chat.räum"}},
+		{"question mark matches a dot", "worker?task", []string{"worker.task"}},
+		{"star inside the first segment", "work*", []string{"worker", "worker.task", "worker.task.complete", "worker.task.failed", "worker.pool.complete", "worker.7.progress", "workers.task", "worker-x.task", "worker/x.task", "worker0.task"}},
+		{"star after a partial segment", "chat.room1*", []string{"chat.room1", "chat.room10"}},
+		{"glob nobody matches", "nothing.*.here", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want []eventbus.Event
+			for _, e := range all {
+				if slices.Contains(tt.want, e.Topic) {
+					want = append(want, e)
+				}
+			}
+			// The table is checked against Match, so it cannot drift from
+			// the pattern rules.
+			require.Equal(t, seqs(want), seqs(model(all, eventbus.Query{Pattern: tt.pattern})), "table disagrees with eventbus.Match")
+
+			got := query(t, st, eventbus.Query{Pattern: tt.pattern})
+			assert.Equal(t, topics(want), topics(got))
+			requireSameEvents(t, want, got)
+		})
+	}
+}
+
+func testQuerySince(t *testing.T, st eventbus.Store) {
+	events := batch(t, 1, 10, "since.topic") // Timestamps base+0.1s … base+1s
+	appendAll(t, st, events)
+	ts := func(seq int) time.Time { return events[seq-1].Timestamp }
+	tests := []struct {
+		name  string
+		since time.Time
+		want  []uint64
+	}{
+		{"zero means no bound", time.Time{}, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}},
+		{"before every event", ts(1).Add(-time.Hour), []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}},
+		{"exactly at an event includes it", ts(4), []uint64{4, 5, 6, 7, 8, 9, 10}},
+		{"one nanosecond after an event excludes it", ts(4).Add(time.Nanosecond), []uint64{5, 6, 7, 8, 9, 10}},
+		{"one nanosecond before an event includes it", ts(4).Add(-time.Nanosecond), []uint64{4, 5, 6, 7, 8, 9, 10}},
+		{"at the last event", ts(10), []uint64{10}},
+		{"after every event", ts(10).Add(time.Nanosecond), nil},
+		{"in another time zone", ts(7).In(time.FixedZone("UTC+5", 5*3600)), []uint64{7, 8, 9, 10}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := query(t, st, eventbus.Query{Since: tt.since})
+			assert.Equal(t, tt.want, nilIfEmpty(seqs(got)))
+		})
+	}
+
+	t.Run("timestamps out of seq order", func(t *testing.T) {
+		// Since filters by Timestamp, not by position.
+		b := base()
+		late := []eventbus.Event{
+			event(t, 11, "since.late", b.Add(-time.Minute)),
+			event(t, 12, "since.late", b.Add(time.Hour)),
+			event(t, 13, "since.late", b.Add(-time.Minute)),
+		}
+		appendAll(t, st, late)
+		got := query(t, st, eventbus.Query{Since: ts(9)})
+		assert.Equal(t, []uint64{9, 10, 12}, seqs(got))
+		got = query(t, st, eventbus.Query{Pattern: "since.late", Since: b})
+		assert.Equal(t, []uint64{12}, seqs(got))
+	})
+}
+
+func nilIfEmpty(s []uint64) []uint64 {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+func testQueryAfterSeq(t *testing.T, st eventbus.Store) {
+	b := base()
+	var events []eventbus.Event
+	for _, seq := range []uint64{1, 2, 5, 9, 10, 30} { // gaps, as WithoutPersist leaves
+		events = append(events, event(t, seq, "after.topic", b.Add(time.Duration(seq)*time.Second)))
+	}
+	appendAll(t, st, events)
+	tests := []struct {
+		name     string
+		afterSeq uint64
+		want     []uint64
+	}{
+		{"zero means from the start", 0, []uint64{1, 2, 5, 9, 10, 30}},
+		{"at a stored seq excludes it", 2, []uint64{5, 9, 10, 30}},
+		{"inside a gap", 3, []uint64{5, 9, 10, 30}},
+		{"just before a stored seq", 8, []uint64{9, 10, 30}},
+		{"at LastSeq", 30, nil},
+		{"beyond LastSeq", 1000, nil},
+		{"at the largest seq", 1<<64 - 1, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := query(t, st, eventbus.Query{AfterSeq: tt.afterSeq})
+			assert.Equal(t, tt.want, nilIfEmpty(seqs(got)))
+			got = query(t, st, eventbus.Query{AfterSeq: tt.afterSeq, Newest: true})
+			assert.Equal(t, tt.want, nilIfEmpty(seqs(got)), "with Newest")
+			got = query(t, st, eventbus.Query{Pattern: "after.*", AfterSeq: tt.afterSeq})
+			assert.Equal(t, tt.want, nilIfEmpty(seqs(got)), "with a prefix pattern")
+			got = query(t, st, eventbus.Query{Pattern: "after.topic", AfterSeq: tt.afterSeq})
+			assert.Equal(t, tt.want, nilIfEmpty(seqs(got)), "with an exact pattern")
+		})
+	}
+}
+
+func testQueryLimit(t *testing.T, st eventbus.Store) {
+	const n = eventbus.MaxQueryLimit + 5
+	for first := 1; first <= n; first += 2500 {
+		appendAll(t, st, batch(t, uint64(first), min(2500, n-first+1), "limit.topic"))
+	}
+	last := lastSeq(t, st)
+	require.Equal(t, uint64(n), last)
+
+	t.Run("zero means the default", func(t *testing.T) {
+		got := query(t, st, eventbus.Query{})
+		require.Len(t, got, eventbus.DefaultQueryLimit)
+		assert.True(t, slices.IsSorted(seqs(got)))
+		got = query(t, st, eventbus.Query{Pattern: "limit.topic", Newest: true})
+		require.Len(t, got, eventbus.DefaultQueryLimit)
+		assert.Equal(t, last, got[len(got)-1].Seq)
+	})
+	t.Run("explicit limit", func(t *testing.T) {
+		for _, limit := range []int{1, 7, 250} {
+			got := query(t, st, eventbus.Query{AfterSeq: 100, Limit: limit})
+			want := make([]uint64, limit)
+			for i := range want {
+				want[i] = uint64(101 + i)
+			}
+			assert.Equal(t, want, seqs(got), "Limit %d", limit)
+		}
+	})
+	t.Run("above the maximum is cut to it", func(t *testing.T) {
+		got := query(t, st, eventbus.Query{Limit: eventbus.MaxQueryLimit + 1000})
+		require.Len(t, got, eventbus.MaxQueryLimit)
+		assert.True(t, slices.IsSorted(seqs(got)))
+		assert.Less(t, got[len(got)-1].Seq, last, "oldest first: the newest events are cut")
+
+		got = query(t, st, eventbus.Query{Limit: eventbus.MaxQueryLimit + 1000, Newest: true})
+		require.Len(t, got, eventbus.MaxQueryLimit)
+		assert.True(t, slices.IsSorted(seqs(got)))
+		assert.Equal(t, last, got[len(got)-1].Seq, "Newest: the oldest events are cut")
+	})
+	t.Run("limit above what matches", func(t *testing.T) {
+		got := query(t, st, eventbus.Query{AfterSeq: last - 3, Limit: 50})
+		assert.Equal(t, []uint64{last - 2, last - 1, last}, seqs(got))
+	})
+}
+
+func testQueryNewest(t *testing.T, st eventbus.Store) {
+	b := base()
+	var events []eventbus.Event
+	for i := 1; i <= 30; i++ {
+		topic := "newest.even"
+		if i%2 == 1 {
+			topic = "newest.odd"
+		}
+		events = append(events, event(t, uint64(i), topic, b.Add(time.Duration(i)*time.Second)))
+	}
+	appendAll(t, st, events[:10])
+	appendAll(t, st, events[10:])
+	tests := []struct {
+		name string
+		q    eventbus.Query
+		want []uint64
+	}{
+		{"newest few, oldest first", eventbus.Query{Newest: true, Limit: 5}, []uint64{26, 27, 28, 29, 30}},
+		{"newest one", eventbus.Query{Newest: true, Limit: 1}, []uint64{30}},
+		{"limit above what matches", eventbus.Query{Newest: true, Limit: 50}, seqRange(1, 30)},
+		{"with an exact pattern", eventbus.Query{Pattern: "newest.odd", Newest: true, Limit: 3}, []uint64{25, 27, 29}},
+		{"with a prefix pattern", eventbus.Query{Pattern: "newest.*", Newest: true, Limit: 4}, []uint64{27, 28, 29, 30}},
+		{"with a glob", eventbus.Query{Pattern: "*.even", Newest: true, Limit: 2}, []uint64{28, 30}},
+		{"with AfterSeq near the end", eventbus.Query{AfterSeq: 27, Newest: true, Limit: 5}, []uint64{28, 29, 30}},
+		{"with AfterSeq far back", eventbus.Query{AfterSeq: 3, Newest: true, Limit: 2}, []uint64{29, 30}},
+		{"with Since", eventbus.Query{Since: events[27].Timestamp, Newest: true, Limit: 10}, []uint64{28, 29, 30}},
+		{"nothing matches", eventbus.Query{Pattern: "newest.none", Newest: true}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := query(t, st, tt.q)
+			assert.Equal(t, tt.want, nilIfEmpty(seqs(got)))
+			requireSameEvents(t, model(events, tt.q), got)
+		})
+	}
+}
+
+func seqRange(first, last uint64) []uint64 {
+	var out []uint64
+	for s := first; s <= last; s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+func testQueryModel(t *testing.T, st eventbus.Store) {
+	// 400 events over the pattern topics, in batches of varying size, with
+	// Seq gaps and timestamps that mostly grow but sometimes step back.
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := base()
+	var all []eventbus.Event
+	seq := uint64(0)
+	for len(all) < 400 {
+		n := 1 + rng.IntN(40)
+		var events []eventbus.Event
+		for range n {
+			seq += 1 + uint64(rng.IntN(3))
+			ts := b.Add(time.Duration(seq) * time.Second)
+			if rng.IntN(7) == 0 {
+				ts = ts.Add(-time.Duration(rng.IntN(60)) * time.Second)
+			}
+			topic := patternTopics[rng.IntN(len(patternTopics))]
+			e := event(t, seq, topic, ts)
+			if rng.IntN(4) == 0 {
+				e = e.WithCorrelationID(fmt.Sprintf("corr-%d", rng.IntN(5)))
+			}
+			events = append(events, e)
+		}
+		appendAll(t, st, events)
+		all = append(all, events...)
+	}
+
+	patterns := []string{"", "*", "worker", "worker.task", "chat.räum", "worker.*", "worker.task.*", "chat.*",
+		"*.complete", "worker.*.complete", "chat.room?", "work*", "nothing.*", "*.failed"}
+	pick := func() eventbus.Event { return all[rng.IntN(len(all))] }
+	sinces := func() time.Time {
+		switch rng.IntN(5) {
+		case 0:
+			return time.Time{}
+		case 1:
+			return pick().Timestamp
+		case 2:
+			return pick().Timestamp.Add(time.Nanosecond)
+		case 3:
+			return b.Add(-time.Hour)
+		}
+		return all[len(all)-1].Timestamp.Add(time.Hour)
+	}
+	afters := func() uint64 {
+		switch rng.IntN(5) {
+		case 0:
+			return 0
+		case 1:
+			return pick().Seq
+		case 2:
+			return pick().Seq - 1
+		case 3:
+			return seq
+		}
+		return seq + 10
+	}
+	limits := []int{0, 1, 3, 17, 100, 1000}
+
+	// Hand-picked combinations first, then random ones.
+	queries := []eventbus.Query{
+		{Pattern: "worker.*", Since: all[100].Timestamp, AfterSeq: all[50].Seq, Limit: 10},
+		{Pattern: "worker.*", Since: all[100].Timestamp, AfterSeq: all[50].Seq, Limit: 10, Newest: true},
+		{Pattern: "chat.room?", AfterSeq: all[200].Seq, Limit: 5, Newest: true},
+		{Pattern: "*.complete", Since: all[300].Timestamp, Limit: 1000},
+		{Pattern: "worker.task", Since: all[10].Timestamp, AfterSeq: all[390].Seq},
+		{Since: all[399].Timestamp, Newest: true},
+	}
+	for range 600 {
+		queries = append(queries, eventbus.Query{
+			Pattern:  patterns[rng.IntN(len(patterns))],
+			Since:    sinces(),
+			AfterSeq: afters(),
+			Limit:    limits[rng.IntN(len(limits))],
+			Newest:   rng.IntN(2) == 0,
+		})
+	}
+	for _, q := range queries {
+		want := model(all, q)
+		got := query(t, st, q)
+		if !assert.Equal(t, seqs(want), seqs(got), "Query(%+v)", q) {
+			return
+		}
+	}
+	// Field by field on a few broad queries.
+	requireSameEvents(t, all, query(t, st, eventbus.Query{Limit: 1000}))
+	requireSameEvents(t, model(all, eventbus.Query{Pattern: "worker.*", Limit: 1000}), query(t, st, eventbus.Query{Pattern: "worker.*", Limit: 1000}))
+}
+
+func testInvalidQuery(t *testing.T, st eventbus.Store) {
+	appendAll(t, st, batch(t, 1, 3, "invalid.topic"))
+	tests := []struct {
+		name string
+		q    eventbus.Query
+	}{
+		{"negative limit", eventbus.Query{Limit: -1}},
+		{"empty segment", eventbus.Query{Pattern: "a..b"}},
+		{"trailing dot", eventbus.Query{Pattern: "worker."}},
+		{"space", eventbus.Query{Pattern: "worker task"}},
+		{"backslash", eventbus.Query{Pattern: `worker\.x`}},
+		{"too long", eventbus.Query{Pattern: string(make([]byte, 300))}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := st.Query(context.Background(), tt.q)
+			assert.Error(t, err)
+		})
+	}
+}
+
+func testConcurrent(t *testing.T, st eventbus.Store) {
+	const (
+		batches   = 150
+		batchSize = 10
+	)
+	var all [][]eventbus.Event
+	for i := range batches {
+		all = append(all, batch(t, uint64(i*batchSize+1), batchSize, fmt.Sprintf("concurrent.b%d", i%3)))
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(done)
+		for _, events := range all {
+			if !assert.NoError(t, st.Append(context.Background(), events)) {
+				return
+			}
+		}
+	})
+	check := func(q eventbus.Query) bool {
+		got, err := st.Query(context.Background(), q)
+		if !assert.NoError(t, err) {
+			return false
+		}
+		if !assert.Zero(t, len(got)%batchSize, "Query(%+v) saw part of a batch: %d events", q, len(got)) {
+			return false
+		}
+		for i, e := range got {
+			if !assert.Equal(t, uint64(i+1), e.Seq, "Query(%+v): events missing or out of order", q) {
+				return false
+			}
+		}
+		seq, err := st.LastSeq(context.Background())
+		return assert.NoError(t, err) && assert.Zero(t, seq%batchSize, "LastSeq %d inside a batch", seq)
+	}
+	for _, q := range []eventbus.Query{
+		{Pattern: "*", Limit: eventbus.MaxQueryLimit},
+		{Pattern: "*", Limit: eventbus.MaxQueryLimit, Newest: true},
+		{Pattern: "", Limit: eventbus.MaxQueryLimit},
+	} {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					check(q) // once more after the last batch
+					return
+				default:
+				}
+				if !check(q) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, uint64(batches*batchSize), lastSeq(t, st))
+	assert.Len(t, everything(t, st), batches*batchSize)
+}
+
+func testClose(t *testing.T, st eventbus.Store) {
+	appendAll(t, st, batch(t, 1, 3, "close.topic"))
+	require.NoError(t, st.Close())
+	require.NoError(t, st.Close(), "second Close")
+
+	ctx := context.Background()
+	assert.Error(t, st.Append(ctx, batch(t, 4, 1, "close.topic")), "Append after Close")
+	_, err := st.Query(ctx, eventbus.Query{})
+	assert.Error(t, err, "Query after Close")
+	_, err = st.LastSeq(ctx)
+	assert.Error(t, err, "LastSeq after Close")
+	assert.NoError(t, st.Close(), "Close after failed calls")
+}
