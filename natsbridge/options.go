@@ -1,0 +1,222 @@
+package natsbridge
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/choiros/eventbus"
+)
+
+// Defaults.
+const (
+	// DefaultPrefix is the subject prefix: events on topic T travel on
+	// subject "eventbus.T".
+	DefaultPrefix = "eventbus"
+	// DefaultDedupeWindow is how many event IDs a bridge remembers for loop
+	// prevention and de-duplication.
+	DefaultDedupeWindow = 1 << 16
+	// DefaultExportBuffer is the mailbox size of the export subscription.
+	DefaultExportBuffer = 4096
+	// DefaultBlockTimeout bounds how long the bus waits for room in the
+	// export mailbox under the Block policy (buses without a store).
+	DefaultBlockTimeout = time.Second
+	// DefaultAckTimeout bounds the wait for a JetStream publish
+	// acknowledgement and for the requests New makes.
+	DefaultAckTimeout = 5 * time.Second
+	// DefaultCloseTimeout is how long Close lets Shutdown drain.
+	DefaultCloseTimeout = 5 * time.Second
+)
+
+// Option configures a Bridge in New. Options with values out of range make
+// New return an error wrapping ErrInvalidOption. A nil Option is skipped.
+type Option interface {
+	apply(*config) error
+}
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+type config struct {
+	prefix     string
+	export     []string
+	imports    []string
+	stream     string
+	durable    string
+	dedupe     int
+	exportOpts []eventbus.SubscribeOption
+	errHandler func(error)
+	logger     *slog.Logger
+	ackTimeout time.Duration
+}
+
+func defaultConfig() config {
+	return config{
+		prefix:     DefaultPrefix,
+		dedupe:     DefaultDedupeWindow,
+		logger:     slog.Default(),
+		ackTimeout: DefaultAckTimeout,
+	}
+}
+
+func invalid(option, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidOption, option, fmt.Sprintf(format, args...))
+}
+
+// WithPrefix sets the first subject tokens: an event on topic T is published
+// on "<prefix>.T". The prefix must be a valid topic (dot-separated, non-empty
+// segments of printable non-space characters without wildcards) with no '>'.
+// Buses bridge with each other only under the same prefix. Default: "eventbus".
+func WithPrefix(prefix string) Option {
+	return optionFunc(func(c *config) error {
+		if err := eventbus.ValidateTopic(prefix); err != nil || strings.Contains(prefix, ">") {
+			return invalid(fmt.Sprintf("WithPrefix(%q)", prefix), "must be a topic without '>'")
+		}
+		c.prefix = prefix
+		return nil
+	})
+}
+
+// patternsOption validates patterns and adds them to the export list, the
+// import list, or both.
+func patternsOption(name string, patterns []string, export, imports bool) Option {
+	patterns = append([]string(nil), patterns...)
+	return optionFunc(func(c *config) error {
+		if len(patterns) == 0 {
+			return invalid(name+"()", "no patterns")
+		}
+		for _, p := range patterns {
+			if err := eventbus.ValidatePattern(p); err != nil {
+				return fmt.Errorf("%w: %s(%q): %w", ErrInvalidOption, name, p, err)
+			}
+			if export && !contains(c.export, p) {
+				c.export = append(c.export, p)
+			}
+			if imports && !contains(c.imports, p) {
+				c.imports = append(c.imports, p)
+			}
+		}
+		return nil
+	})
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// WithExport relays local events whose topics match any of patterns to NATS.
+// It may be given more than once; the patterns add up. Default: none.
+func WithExport(patterns ...string) Option {
+	return patternsOption("WithExport", patterns, true, false)
+}
+
+// WithImport relays events published on NATS under the prefix whose topics
+// match any of patterns into the local bus. It may be given more than once;
+// the patterns add up. Default: none.
+func WithImport(patterns ...string) Option {
+	return patternsOption("WithImport", patterns, false, true)
+}
+
+// WithPatterns is WithExport and WithImport with the same patterns: the bus
+// shares those topics with every bus bridged under the same prefix.
+func WithPatterns(patterns ...string) Option {
+	return patternsOption("WithPatterns", patterns, true, true)
+}
+
+// WithJetStream relays through the JetStream stream named stream instead of
+// core NATS: exports are published into the stream (New creates it, or adds
+// "<prefix>.>" to its subjects, if needed) and imports are read through the
+// durable pull consumer named durable, so a bus that restarts with the same
+// durable receives what was published while it was away. durable must be
+// unique per bus: two bridges sharing one would split the events between them.
+// It is also the bridge's origin (see Bridge.Origin). Both names must be
+// non-empty without whitespace, '.', '*', '>', '/' or '\'. Default: core NATS.
+func WithJetStream(stream, durable string) Option {
+	return optionFunc(func(c *config) error {
+		for _, n := range []string{stream, durable} {
+			if n == "" || strings.ContainsAny(n, " \t\r\n.*>/\\") {
+				return invalid(fmt.Sprintf("WithJetStream(%q, %q)", stream, durable), "invalid name %q", n)
+			}
+		}
+		c.stream, c.durable = stream, durable
+		return nil
+	})
+}
+
+// WithDedupeWindow sets how many event IDs the bridge remembers: the IDs of
+// the events it exported and imported, by which it keeps imported events
+// from being exported again and drops duplicates and echoes. It must exceed
+// the number of events that cross the bridge while the exporter lags behind
+// the bus (see the package doc, Loop prevention). Default: 65,536
+// (about 3 MB).
+func WithDedupeWindow(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n < 1024 {
+			return invalid(fmt.Sprintf("WithDedupeWindow(%d)", n), "must be at least 1024")
+		}
+		c.dedupe = n
+		return nil
+	})
+}
+
+// WithExportOptions adds options to the bus subscription that feeds the
+// exporter, after the bridge's own, so they override them: for example
+// eventbus.WithBuffer, eventbus.WithOverflow or eventbus.FromSeq. The
+// bridge's defaults are a 4096-event mailbox and the CatchUp policy, or Block
+// with a one-second eventbus.WithBlockTimeout when the bus has no store (see
+// the package doc, Backpressure).
+func WithExportOptions(opts ...eventbus.SubscribeOption) Option {
+	o := append([]eventbus.SubscribeOption(nil), opts...)
+	return optionFunc(func(c *config) error {
+		c.exportOpts = append(c.exportOpts, o...)
+		return nil
+	})
+}
+
+// WithErrorHandler sets a function that receives the errors that have no
+// caller to return to: failed exports and imports (as *eventbus.EventError
+// wrapping ErrExport, ErrNoSubject or ErrImport when the event is known) and
+// JetStream consumer errors (wrapping ErrJetStream). Failures are reported
+// once per episode: the first after a success, not one per event; Stats
+// counts them all. It is called from the bridge's goroutines and those of
+// nats.go, possibly concurrently, so it must be safe for concurrent use and
+// should return quickly. Default: none (errors are only logged).
+func WithErrorHandler(h func(error)) Option {
+	return optionFunc(func(c *config) error {
+		c.errHandler = h
+		return nil
+	})
+}
+
+// WithLogger sets the logger for the errors WithErrorHandler receives.
+// nil discards them. Default: slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) error {
+		if l == nil {
+			l = slog.New(slog.DiscardHandler)
+		}
+		c.logger = l
+		return nil
+	})
+}
+
+// WithAckTimeout bounds the wait for each JetStream publish acknowledgement
+// (a publish that is not acknowledged in time is retried) and for the
+// requests New makes to set up subscriptions, the stream and the consumer.
+// Default: 5s.
+func WithAckTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d <= 0 {
+			return invalid(fmt.Sprintf("WithAckTimeout(%v)", d), "must be positive")
+		}
+		c.ackTimeout = d
+		return nil
+	})
+}
