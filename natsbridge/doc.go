@@ -90,9 +90,14 @@
 // meanwhile, are lost; they are counted in Stats.ExportDropped. Without a
 // store the policy is Block with a one-second timeout: a burst larger than
 // the mailbox makes publishers wait for the exporter, and events that still
-// find no room after a second are dropped and counted. Core NATS publishing
+// find no room after a second are dropped and counted. Either way the bus
+// reports the start of each losing episode to its own error handler as
+// eventbus.ErrSlowConsumer, naming the subscription. Core NATS publishing
 // only buffers and fails fast, so in core mode the exporter keeps up unless
-// the connection itself is saturated. Override with [WithExportOptions].
+// the connection itself is saturated. Override the subscription's options
+// with [WithExportOptions] (a policy that ends the subscription, such as
+// Disconnect, ends exporting for good; eventbus.FromSeq exports stored
+// history first).
 //
 // On the import side, nats.go queues incoming messages per subscription (by
 // default up to 512Ki messages or 64 MiB); beyond that it drops them, and
@@ -129,9 +134,18 @@
 // default), and the importer drops IDs it has seen; a restarted bridge first
 // loads the IDs of the bus's newest 10,000 stored events, so a redelivery of
 // an event the bus stored before the restart is dropped too. A retried
-// publish can be stored after events exported after it. The durable name
-// must be unique per bus and serves as the bridge's origin, which keeps a
-// restarted process from importing its own earlier exports.
+// publish can be stored after events exported after it. Messages the
+// consumer had fetched but not handled when the bridge stopped are
+// redelivered after the consumer's AckWait (30 s by default). The durable
+// name must be unique per bus and serves as the bridge's origin, which keeps
+// a restarted process from importing its own earlier exports.
+//
+// A stream New creates has the server's default limits, which keep every
+// message for ever: give it retention limits (MaxAge, MaxBytes) yourself, or
+// create it beforehand with the limits you want. New changes an existing
+// stream only to add the subject "<prefix>.>" when none of its subjects
+// covers it, and an existing durable consumer only to set its filter
+// subjects to those of the import patterns.
 //
 // # Goroutines and shutdown
 //

@@ -28,7 +28,7 @@ func Example() {
 	}
 
 	// Two buses, each with its own connection, sharing worker events.
-	bridge := func(name string) (*eventbus.Bus, *natsbridge.Bridge, func()) {
+	bridge := func(name string) (*eventbus.Bus, func()) {
 		nc, err := nats.Connect(srv.ClientURL(), nats.Name(name))
 		if err != nil {
 			panic(err)
@@ -41,11 +41,11 @@ func Example() {
 		if err != nil {
 			panic(err)
 		}
-		return bus, br, func() { br.Close(); bus.Close(); nc.Close() }
+		return bus, func() { br.Close(); bus.Close(); nc.Close() }
 	}
-	busA, _, closeA := bridge("a")
+	busA, closeA := bridge("a")
 	defer closeA()
-	busB, _, closeB := bridge("b")
+	busB, closeB := bridge("b")
 	defer closeB()
 
 	ctx := context.Background()

@@ -2,6 +2,7 @@ package natsbridge
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/choiros/eventbus"
@@ -128,14 +129,9 @@ func importSubjects(prefix string, patterns []string) (subjects []string, exact 
 	var all []entry
 	for _, p := range patterns {
 		s, ex := SubjectFor(prefix, p)
-		found := false
-		for i := range all {
-			if all[i].subject == s {
-				all[i].exact = all[i].exact || ex
-				found = true
-			}
-		}
-		if !found {
+		if i := slices.IndexFunc(all, func(e entry) bool { return e.subject == s }); i >= 0 {
+			all[i].exact = all[i].exact || ex
+		} else {
 			all = append(all, entry{s, ex})
 		}
 	}

@@ -64,10 +64,9 @@ func main() {
 
 // node is a bus bridged to NATS on a connection of its own.
 type node struct {
-	name string
-	bus  *eventbus.Bus
-	nc   *nats.Conn
-	br   *natsbridge.Bridge
+	bus *eventbus.Bus
+	nc  *nats.Conn
+	br  *natsbridge.Bridge
 }
 
 // startNode connects to url and bridges a new bus on worker events.
@@ -87,7 +86,7 @@ func startNode(name, url string, natsOpts ...nats.Option) (*node, error) {
 		nc.Close()
 		return nil, err
 	}
-	return &node{name: name, bus: bus, nc: nc, br: br}, nil
+	return &node{bus: bus, nc: nc, br: br}, nil
 }
 
 // close stops the bridge, then the bus, then the connection.
