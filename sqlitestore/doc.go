@@ -83,9 +83,11 @@
 //     events_topic (topic >= 'prefix.' AND topic < 'prefix/') finds the same
 //     rows but not in seq order: Newest or AfterSeq queries then read and
 //     sort every event under the prefix, hundreds of times slower over a
-//     large store (measured: ~120 ms against ~0.4 ms for the newest 100 of
-//     500,000 matching events in a store of 1,000,000). The price is one
-//     extra row per dot in the topic, written by Append;
+//     large store (BenchmarkQuery, newest 100 of 500,000 matching events in
+//     a store of 1,000,000: ~0.3 ms against 120–300 ms). The price is one
+//     extra row per dot in the topic, written by Append (BenchmarkAppend:
+//     about 1.5–2× a plain INSERT into the same table with the same two
+//     indexes);
 //   - "*" and AfterSeq: the seq primary key;
 //   - Since with pattern "*" and no AfterSeq: events_ts, then the rows at or
 //     after Since are sorted by seq, so this one costs O(rows after Since).
