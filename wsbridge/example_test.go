@@ -82,3 +82,26 @@ func Example_control() {
 	// {"type":"error","op":"subscribe","pattern":"chat..x","error":"eventbus: invalid pattern \"chat..x\": empty segment","code":"invalid_pattern"}
 	// {"type":"error","op":"publish","error":"wsbridge: publishing is disabled","code":"publish_disabled"}
 }
+
+// New reports bad option values instead of panicking as Handler does.
+func ExampleNew() {
+	bus, err := eventbus.New()
+	if err != nil {
+		panic(err)
+	}
+	defer bus.Close()
+
+	_, err = wsbridge.New(bus, wsbridge.WithOverflow(eventbus.Block))
+	fmt.Println(err)
+
+	h, err := wsbridge.New(bus,
+		wsbridge.WithMaxConnections(100),
+		wsbridge.WithMaxPatterns(4),
+		wsbridge.WithOverflow(eventbus.CatchUp), // the bus has its default store
+		wsbridge.WithClientPublish(eventbus.UserCommand),
+	)
+	fmt.Println(h != nil, err)
+	// Output:
+	// wsbridge: invalid option: WithOverflow(block): a client must never block the bus
+	// true <nil>
+}

@@ -34,7 +34,7 @@ type harness struct {
 
 func newHarness(t *testing.T, busOpts []eventbus.Option, opts ...wsbridge.Option) *harness {
 	t.Helper()
-	bus, err := eventbus.New(busOpts...)
+	bus, err := eventbus.New(append([]eventbus.Option{eventbus.WithLogger(nil)}, busOpts...)...)
 	require.NoError(t, err)
 	opts = append([]wsbridge.Option{wsbridge.WithLogger(nil)}, opts...)
 	h, err := wsbridge.New(bus, opts...)

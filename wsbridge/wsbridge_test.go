@@ -432,6 +432,26 @@ func TestEnd(t *testing.T) {
 	})
 }
 
+func TestWriteTimeout(t *testing.T) {
+	hs := newHarness(t, []eventbus.Option{eventbus.WithStore(nil)},
+		wsbridge.WithWriteTimeout(100*time.Millisecond), wsbridge.WithOverflow(eventbus.DropOldest), wsbridge.WithBuffer(2))
+	hs.dial("pattern=big")
+	// The client reads nothing: once the socket buffers are full the writer
+	// blocks, the mailbox overflows, and the watchdog ends the connection.
+	big := map[string]string{"blob": strings.Repeat("x", 64<<10)}
+	deadline := time.Now().Add(10 * time.Second)
+	for ended := false; !ended; {
+		require.True(t, time.Now().Before(deadline), "the connection never timed out")
+		hs.publish("big", big)
+		select {
+		case <-hs.ended:
+			ended = true
+		default:
+		}
+	}
+	assert.Empty(t, hs.bus.Subscribers("big"))
+}
+
 func TestPingKeepsAlive(t *testing.T) {
 	hs := newHarness(t, nil, wsbridge.WithPingInterval(100*time.Millisecond))
 	pings := make(chan struct{}, 100)
