@@ -52,6 +52,14 @@ type Report struct {
 	HeapLiveAt10s  uint64 `json:"heap_live_10s,omitempty"`
 	HeapInUseEnd   uint64 `json:"heap_inuse_end"`
 	HeapLiveEnd    uint64 `json:"heap_live_end"`
+
+	// Heap allocations of the whole process while publishing, per published
+	// event, and GC cycles. Busload's own publisher and readers allocate
+	// nothing per event, so this is the bus's cost (plus the progress
+	// lines and the runtime).
+	AllocBytesPerEvent float64 `json:"alloc_bytes_per_event"`
+	AllocsPerEvent     float64 `json:"allocs_per_event"`
+	GCCycles           uint64  `json:"gc_cycles"`
 }
 
 // PolicyReport sums the subscriptions of one overflow policy.
@@ -121,6 +129,25 @@ func payload(n int) []byte {
 	}
 	b[0], b[n-1] = '"', '"'
 	return b
+}
+
+// allocSample reads the cumulative heap allocations and GC cycles.
+type allocSample struct{ bytes, objects, cycles uint64 }
+
+func readAllocs() allocSample {
+	s := []metrics.Sample{
+		{Name: "/gc/heap/allocs:bytes"},
+		{Name: "/gc/heap/allocs:objects"},
+		{Name: "/gc/cycles/total:gc-cycles"},
+	}
+	metrics.Read(s)
+	var a allocSample
+	for i, dst := range []*uint64{&a.bytes, &a.objects, &a.cycles} {
+		if s[i].Value.Kind() == metrics.KindUint64 {
+			*dst = s[i].Value.Uint64()
+		}
+	}
+	return a
 }
 
 // heapSample reads heap in use and live heap without stopping the world.
@@ -243,8 +270,10 @@ func run(ctx context.Context, cfg config, w io.Writer) (rep Report, err error) {
 
 	// Publish.
 	perTopic := make([]uint64, len(topics))
+	allocStart := readAllocs()
 	pubErr := publish(ctx, cfg, bus, &clk, topics, perTopic, &published)
 	elapsed := time.Duration(clk.now())
+	allocEnd := readAllocs()
 	inuseEnd, liveEnd := heapSample()
 
 	// Drain: Shutdown delivers what was accepted and closes every mailbox.
@@ -279,6 +308,11 @@ func run(ctx context.Context, cfg config, w io.Writer) (rep Report, err error) {
 	}
 	if elapsed > 0 {
 		rep.PublishRate = float64(rep.Published) / elapsed.Seconds()
+	}
+	rep.GCCycles = allocEnd.cycles - allocStart.cycles
+	if rep.Published > 0 {
+		rep.AllocBytesPerEvent = float64(allocEnd.bytes-allocStart.bytes) / float64(rep.Published)
+		rep.AllocsPerEvent = float64(allocEnd.objects-allocStart.objects) / float64(rep.Published)
 	}
 	var m merged
 	var lastRecv int64
@@ -465,4 +499,6 @@ func (r Report) writeText(w io.Writer) {
 		at10 = fmt.Sprintf("%s (live %s)", mib(r.HeapInUseAt10s), mib(r.HeapLiveAt10s))
 	}
 	fmt.Fprintf(w, "heap in use   at 10s %s, at end %s (live %s)\n", at10, mib(r.HeapInUseEnd), mib(r.HeapLiveEnd))
+	fmt.Fprintf(w, "allocations   %.1f B/event, %.2f allocs/event, %d GC cycles while publishing\n",
+		r.AllocBytesPerEvent, r.AllocsPerEvent, r.GCCycles)
 }

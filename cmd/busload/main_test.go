@@ -246,7 +246,7 @@ func TestMainJSON(t *testing.T) {
 	stdout.Reset()
 	code = mainErr([]string{"-rate", "1000", "-subs", "2", "-duration", "300ms", "-overflow", "block"}, &stdout, &stderr)
 	require.Equal(t, 0, code, stderr.String())
-	for _, want := range []string{"published", "delivered", "latency", "dropped", "heap in use"} {
+	for _, want := range []string{"published", "delivered", "latency", "dropped", "heap in use", "allocations"} {
 		assert.Contains(t, stdout.String(), want)
 	}
 
