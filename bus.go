@@ -2,7 +2,6 @@ package eventbus
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/oklog/ulid/v2"
 )
 
 // Bus is an in-process event bus. One goroutine, the loop, owns ordering:
@@ -143,7 +140,8 @@ func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, sync 
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if err := b.prepare(e); err != nil {
+	now := time.Now()
+	if err := b.prepare(e, now); err != nil {
 		return 0, err
 	}
 	if b.cfg.authorizer != nil {
@@ -153,12 +151,10 @@ func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, sync 
 		}
 	}
 	var pc pubConfig
-	for _, o := range opts {
-		if o != nil {
-			o.applyPub(&pc)
-		}
+	if len(opts) > 0 {
+		pc = applyPublishOptions(opts)
 	}
-	it := item{e: *e, at: b.clock(), persist: b.shouldPersist(e.Topic, pc)}
+	it := item{e: *e, at: int64(now.Sub(b.epoch)), persist: b.shouldPersist(e.Topic, pc)}
 	if sync {
 		it.w = b.waiters.Get().(*waiter)
 	}
@@ -181,8 +177,20 @@ func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, sync 
 	}
 }
 
+// applyPublishOptions is apart from publish so that the config escaping
+// to the heap costs an allocation only when there are options.
+func applyPublishOptions(opts []PublishOption) pubConfig {
+	var pc pubConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyPub(&pc)
+		}
+	}
+	return pc
+}
+
 // prepare validates e and fills its ID, Timestamp and nil Payload.
-func (b *Bus) prepare(e *Event) error {
+func (b *Bus) prepare(e *Event, now time.Time) error {
 	if err := ValidateTopic(e.Topic); err != nil {
 		return err
 	}
@@ -191,14 +199,14 @@ func (b *Bus) prepare(e *Event) error {
 	}
 	if e.Payload == nil {
 		e.Payload = nullJSON
-	} else if !json.Valid(e.Payload) {
+	} else if !validJSON(e.Payload) {
 		return fmt.Errorf("%w: not valid JSON", ErrInvalidPayload)
 	}
 	if e.ID.IsZero() {
-		e.ID = ulid.Make()
+		e.ID = newID(now)
 	}
 	if e.Timestamp.IsZero() {
-		e.Timestamp = time.Now().UTC()
+		e.Timestamp = now.UTC()
 	} else {
 		e.Timestamp = e.Timestamp.UTC()
 	}

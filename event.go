@@ -16,13 +16,13 @@ import (
 // An Event is a value: the bus copies it, and subscribers receive copies
 // that share the Payload bytes. Treat Payload as read-only once published.
 type Event struct {
-	ID            ulid.ULID       `json:"id"`             // identity, made by NewEvent or the bus
-	Seq           uint64          `json:"seq,omitempty"`  // position, assigned by the Bus
-	Type          EventType       `json:"event_type"`     // what happened
-	Topic         string          `json:"topic"`          // e.g. "worker.task.complete"
-	Payload       json.RawMessage `json:"payload"`        // any JSON value; "null" if nil
-	Timestamp     time.Time       `json:"timestamp"`      // UTC
-	Source        string          `json:"source"`         // actor or user id
+	ID            ulid.ULID       `json:"id"`            // identity, made by NewEvent or the bus
+	Seq           uint64          `json:"seq,omitempty"` // position, assigned by the Bus
+	Type          EventType       `json:"event_type"`    // what happened
+	Topic         string          `json:"topic"`         // e.g. "worker.task.complete"
+	Payload       json.RawMessage `json:"payload"`       // any JSON value; "null" if nil
+	Timestamp     time.Time       `json:"timestamp"`     // UTC
+	Source        string          `json:"source"`        // actor or user id
 	CorrelationID string          `json:"correlation_id,omitempty"`
 }
 
@@ -44,12 +44,13 @@ func NewEvent(t EventType, topic string, payload any, source string) (Event, err
 	if err != nil {
 		return Event{}, err
 	}
+	now := time.Now()
 	return Event{
-		ID:        ulid.Make(),
+		ID:        newID(now),
 		Type:      t,
 		Topic:     topic,
 		Payload:   raw,
-		Timestamp: time.Now().UTC(),
+		Timestamp: now.UTC(),
 		Source:    source,
 	}, nil
 }
@@ -121,7 +122,7 @@ func (e Event) Validate() error {
 	if err := e.Type.check(); err != nil {
 		return err
 	}
-	if e.Payload != nil && !json.Valid(e.Payload) {
+	if e.Payload != nil && !validJSON(e.Payload) {
 		return fmt.Errorf("%w: not valid JSON", ErrInvalidPayload)
 	}
 	return nil

@@ -14,6 +14,12 @@ import (
 	"github.com/choiros/eventbus"
 )
 
+// tb is what the helpers need of a *testing.T or a *rapid.T.
+type tb interface {
+	require.TestingT
+	Helper()
+}
+
 // newBus starts a bus that the test closes when it ends.
 func newBus(t testing.TB, opts ...eventbus.Option) *eventbus.Bus {
 	t.Helper()
@@ -41,7 +47,7 @@ func evp(topic string, payload any) eventbus.Event {
 }
 
 // recvWithin receives one event from sub, failing the test after d.
-func recvWithin(t testing.TB, sub *eventbus.Subscription, d time.Duration) eventbus.Event {
+func recvWithin(t tb, sub *eventbus.Subscription, d time.Duration) eventbus.Event {
 	t.Helper()
 	select {
 	case e, ok := <-sub.C():
@@ -54,7 +60,7 @@ func recvWithin(t testing.TB, sub *eventbus.Subscription, d time.Duration) event
 }
 
 // recvN receives n events from sub within d in total.
-func recvN(t testing.TB, sub *eventbus.Subscription, n int, d time.Duration) []eventbus.Event {
+func recvN(t tb, sub *eventbus.Subscription, n int, d time.Duration) []eventbus.Event {
 	t.Helper()
 	deadline := time.After(d)
 	out := make([]eventbus.Event, 0, n)
@@ -87,7 +93,7 @@ func pending(sub *eventbus.Subscription) []eventbus.Event {
 }
 
 // waitClosed waits for sub's mailbox to close, discarding what is left.
-func waitClosed(t testing.TB, sub *eventbus.Subscription, d time.Duration) {
+func waitClosed(t tb, sub *eventbus.Subscription, d time.Duration) {
 	t.Helper()
 	deadline := time.After(d)
 	for {
@@ -135,7 +141,7 @@ func (s *errSink) handle(err error) {
 }
 
 // next waits for the next reported error that matches target.
-func (s *errSink) next(t testing.TB, target error, d time.Duration) error {
+func (s *errSink) next(t tb, target error, d time.Duration) error {
 	t.Helper()
 	deadline := time.After(d)
 	for {

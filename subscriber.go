@@ -77,7 +77,7 @@ type Subscription struct {
 	endOnce  sync.Once
 	err      error // why it ended; written before done is closed
 	mu       sync.Mutex
-	stopCtx  func() bool // stops the AfterFunc of the Subscribe ctx; guarded by mu
+	stopCtx  func() bool   // stops the AfterFunc of the Subscribe ctx; guarded by mu
 	closed   chan struct{} // closed once the mailbox is closed
 	closeMbx sync.Once
 

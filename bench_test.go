@@ -1,0 +1,345 @@
+package eventbus_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/choiros/eventbus"
+)
+
+// The benchmarks compare the bus with a plain channel fan-out doing the same
+// work in the same run: one buffered channel (1024) and one reader goroutine
+// per subscriber, the publisher sending the event to each channel its topic
+// reaches. That is the physical limit; report both and their ratio.
+//
+//	go test -run '^$' -bench . -benchmem
+
+const benchBuffer = 1024
+
+var benchPayload = []byte(`{"worker":"w-17","task":"index","pct":42,"note":"a payload of about one hundred bytes......"}`)
+
+func benchEvent(topic string) eventbus.Event {
+	return eventbus.Event{Type: eventbus.WorkerProgress, Topic: topic, Payload: benchPayload, Source: "bench"}
+}
+
+// benchSubs subscribes n readers that count what they get; wait returns
+// once every reader has received want events.
+func benchSubs(b *testing.B, bus *eventbus.Bus, patterns []string) (wait func(want []int)) {
+	b.Helper()
+	counts := make([]chan int, len(patterns))
+	subs := make([]*eventbus.Subscription, len(patterns))
+	for i, p := range patterns {
+		sub, err := bus.Subscribe(context.Background(), p, eventbus.WithBuffer(benchBuffer), eventbus.WithOverflow(eventbus.Block))
+		if err != nil {
+			b.Fatal(err)
+		}
+		subs[i] = sub
+		counts[i] = make(chan int)
+		go func() {
+			n := 0
+			for range sub.C() {
+				n++
+			}
+			counts[i] <- n
+		}()
+	}
+	return func(want []int) {
+		if err := bus.Close(); err != nil {
+			b.Fatal(err)
+		}
+		for i := range subs {
+			if got := <-counts[i]; got != want[i] {
+				b.Fatalf("subscriber %d got %d events, want %d", i, got, want[i])
+			}
+		}
+	}
+}
+
+// chanFanout is the baseline: route maps a topic to the channels it reaches.
+type chanFanout struct {
+	route map[string][]chan eventbus.Event
+	all   []chan eventbus.Event
+	wg    sync.WaitGroup
+	got   []int
+}
+
+func newChanFanout(n int) *chanFanout {
+	f := &chanFanout{route: map[string][]chan eventbus.Event{}, got: make([]int, n)}
+	for i := range n {
+		ch := make(chan eventbus.Event, benchBuffer)
+		f.all = append(f.all, ch)
+		f.wg.Go(func() {
+			for range ch {
+				f.got[i]++
+			}
+		})
+	}
+	return f
+}
+
+func (f *chanFanout) publish(e eventbus.Event) {
+	for _, ch := range f.route[e.Topic] {
+		ch <- e
+	}
+}
+
+func (f *chanFanout) close() []int {
+	for _, ch := range f.all {
+		close(ch)
+	}
+	f.wg.Wait()
+	return f.got
+}
+
+func reportDeliveries(b *testing.B, deliveries int) {
+	b.ReportMetric(float64(deliveries)/b.Elapsed().Seconds(), "deliveries/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(deliveries), "ns/delivery")
+}
+
+func repeat(n, v int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
+// BenchmarkPublish is one publisher to one subscriber on an exact topic.
+func BenchmarkPublish(b *testing.B) {
+	ctx := context.Background()
+	b.Run("channel", func(b *testing.B) {
+		f := newChanFanout(1)
+		f.route["worker.task"] = f.all
+		e := benchEvent("worker.task")
+		b.ReportAllocs()
+		for b.Loop() {
+			f.publish(e)
+		}
+		f.close()
+		reportDeliveries(b, b.N)
+	})
+	for _, mode := range []struct {
+		name  string
+		store eventbus.Store
+		sync  bool
+	}{
+		{"sync", nil, true},
+		{"async", nil, false},
+		{"sync/store=memory", eventbus.NewMemoryStore(), true},
+		{"async/store=memory", eventbus.NewMemoryStore(), false},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			bus, err := eventbus.New(eventbus.WithStore(mode.store))
+			if err != nil {
+				b.Fatal(err)
+			}
+			wait := benchSubs(b, bus, []string{"worker.task"})
+			e := benchEvent("worker.task")
+			publish := bus.PublishAsync
+			if mode.sync {
+				publish = bus.Publish
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := publish(ctx, e); err != nil {
+					b.Fatal(err)
+				}
+			}
+			wait([]int{b.N})
+			reportDeliveries(b, b.N)
+		})
+	}
+}
+
+// BenchmarkFanout is one publisher to 100 subscribers of one topic.
+func BenchmarkFanout(b *testing.B) {
+	const n = 100
+	ctx := context.Background()
+	b.Run(fmt.Sprintf("channel/subs=%d", n), func(b *testing.B) {
+		f := newChanFanout(n)
+		f.route["chat.room1"] = f.all
+		e := benchEvent("chat.room1")
+		b.ReportAllocs()
+		for b.Loop() {
+			f.publish(e)
+		}
+		f.close()
+		reportDeliveries(b, b.N*n)
+	})
+	b.Run(fmt.Sprintf("bus/subs=%d", n), func(b *testing.B) {
+		bus, err := eventbus.New(eventbus.WithStore(nil))
+		if err != nil {
+			b.Fatal(err)
+		}
+		patterns := make([]string, n)
+		for i := range patterns {
+			patterns[i] = "chat.room1"
+		}
+		wait := benchSubs(b, bus, patterns)
+		e := benchEvent("chat.room1")
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := bus.PublishAsync(ctx, e); err != nil {
+				b.Fatal(err)
+			}
+		}
+		wait(repeat(n, b.N))
+		reportDeliveries(b, b.N*n)
+	})
+}
+
+// BenchmarkWildcard routes over 1,000 topics (t.<g>.<i>, 10 groups of 100)
+// to 100 subscribers: 50 on exact topics, 50 on "t.<g>.*".
+func BenchmarkWildcard(b *testing.B) {
+	ctx := context.Background()
+	var topicsList []string
+	for g := range 10 {
+		for i := range 100 {
+			topicsList = append(topicsList, fmt.Sprintf("t.%d.%d", g, i))
+		}
+	}
+	patterns := make([]string, 100)
+	for i := range 50 {
+		patterns[i] = topicsList[i*20]
+		patterns[50+i] = fmt.Sprintf("t.%d.*", i%10)
+	}
+	// expected[i] is how many of one pass over topicsList subscriber i gets.
+	expected := make([]int, len(patterns))
+	for i, p := range patterns {
+		for _, topic := range topicsList {
+			if eventbus.Match(p, topic) {
+				expected[i]++
+			}
+		}
+	}
+	perPass := 0
+	for _, n := range expected {
+		perPass += n
+	}
+	events := make([]eventbus.Event, len(topicsList))
+	for i, topic := range topicsList {
+		events[i] = benchEvent(topic)
+	}
+	// counted turns b.N events (round-robin over the topics) into the
+	// expected per-subscriber counts and the total deliveries.
+	counted := func(bn int) ([]int, int) {
+		want := make([]int, len(patterns))
+		total := 0
+		for k := range bn {
+			topic := topicsList[k%len(topicsList)]
+			for i, p := range patterns {
+				if eventbus.Match(p, topic) {
+					want[i]++
+					total++
+				}
+			}
+		}
+		return want, total
+	}
+	b.Run("channel", func(b *testing.B) {
+		f := newChanFanout(len(patterns))
+		for _, topic := range topicsList {
+			for i, p := range patterns {
+				if eventbus.Match(p, topic) {
+					f.route[topic] = append(f.route[topic], f.all[i])
+				}
+			}
+		}
+		b.ReportAllocs()
+		k := 0
+		for b.Loop() {
+			f.publish(events[k%len(events)])
+			k++
+		}
+		got := f.close()
+		want, total := counted(b.N)
+		if !slices.Equal(got, want) {
+			b.Fatalf("baseline delivered %v, want %v", got, want)
+		}
+		reportDeliveries(b, total)
+	})
+	b.Run("bus", func(b *testing.B) {
+		bus, err := eventbus.New(eventbus.WithStore(nil))
+		if err != nil {
+			b.Fatal(err)
+		}
+		wait := benchSubs(b, bus, patterns)
+		b.ReportAllocs()
+		k := 0
+		for b.Loop() {
+			if err := bus.PublishAsync(ctx, events[k%len(events)]); err != nil {
+				b.Fatal(err)
+			}
+			k++
+		}
+		want, total := counted(b.N)
+		wait(want)
+		reportDeliveries(b, total)
+	})
+	_ = perPass
+}
+
+// BenchmarkLatency measures end-to-end latency, from just before Publish to
+// receipt by the subscriber, one event at a time, beside the same through a
+// plain channel.
+func BenchmarkLatency(b *testing.B) {
+	ctx := context.Background()
+	report := func(b *testing.B, lat []time.Duration) {
+		slices.Sort(lat)
+		pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) }
+		b.ReportMetric(pct(0.50), "p50-ns")
+		b.ReportMetric(pct(0.95), "p95-ns")
+		b.ReportMetric(pct(0.99), "p99-ns")
+	}
+	b.Run("channel", func(b *testing.B) {
+		ch := make(chan eventbus.Event, benchBuffer)
+		done := make(chan time.Time)
+		go func() {
+			for range ch {
+				done <- time.Now()
+			}
+		}()
+		e := benchEvent("lat")
+		lat := make([]time.Duration, 0, b.N)
+		b.ReportAllocs()
+		for b.Loop() {
+			start := time.Now()
+			ch <- e
+			lat = append(lat, (<-done).Sub(start))
+		}
+		close(ch)
+		report(b, lat)
+	})
+	b.Run("bus", func(b *testing.B) {
+		bus, err := eventbus.New(eventbus.WithStore(nil))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer bus.Close()
+		sub, err := bus.Subscribe(ctx, "lat", eventbus.WithBuffer(benchBuffer))
+		if err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan time.Time)
+		go func() {
+			for range sub.C() {
+				done <- time.Now()
+			}
+		}()
+		e := benchEvent("lat")
+		lat := make([]time.Duration, 0, b.N)
+		b.ReportAllocs()
+		for b.Loop() {
+			start := time.Now()
+			if err := bus.PublishAsync(ctx, e); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, (<-done).Sub(start))
+		}
+		report(b, lat)
+	})
+}
