@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -561,8 +562,16 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 		return nil, ErrNoStore
 	}
 	principal := PrincipalFrom(ctx)
-	if err := b.authorize(ctx, Access{Action: ActionSubscribe, Principal: principal, Pattern: pat}); err != nil {
-		return nil, err
+	ps := []pattern{classify(pat)}
+	for _, p := range cfg.more {
+		if !slices.ContainsFunc(ps, func(q pattern) bool { return q.src == p }) {
+			ps = append(ps, classify(p))
+		}
+	}
+	for _, p := range ps {
+		if err := b.authorize(ctx, Access{Action: ActionSubscribe, Principal: principal, Pattern: p.src}); err != nil {
+			return nil, err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -582,7 +591,6 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 	} else {
 		s.ch = make(chan Event, cfg.buffer)
 	}
-	ps := []pattern{classify(pat)}
 	s.pats.Store(&ps)
 	var cursor uint64
 	if cfg.replay {

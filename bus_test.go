@@ -393,6 +393,31 @@ func TestAddRemove(t *testing.T) {
 	}
 }
 
+func TestWithPatterns(t *testing.T) {
+	b := newBus(t)
+	ctx := t.Context()
+	for _, topic := range []string{"chat.room1", "worker.task", "file.x", "worker.task"} {
+		require.NoError(t, b.Publish(ctx, ev(topic)))
+	}
+	sub, err := b.Subscribe(ctx, "chat.*", eventbus.WithPatterns("worker.*", "*.task", "chat.*"), eventbus.FromSeq(1))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"chat.*", "worker.*", "*.task"}, sub.Patterns())
+	require.NoError(t, b.Publish(ctx, ev("worker.task")))
+	assert.Equal(t, []uint64{1, 2, 4, 5}, seqs(recvN(t, sub, 4, wait)), "replayed and live, once each")
+
+	_, err = b.Subscribe(ctx, "a", eventbus.WithPatterns("b", "c..d"))
+	require.ErrorIs(t, err, eventbus.ErrInvalidPattern)
+	denyB := eventbus.AuthorizerFunc(func(ctx context.Context, a eventbus.Access) error {
+		if a.Pattern == "b" {
+			return eventbus.ErrForbidden
+		}
+		return nil
+	})
+	ab := newBus(t, eventbus.WithAuthorizer(denyB))
+	_, err = ab.Subscribe(ctx, "a", eventbus.WithPatterns("b"))
+	require.ErrorIs(t, err, eventbus.ErrForbidden)
+}
+
 func TestSubscriptionEnds(t *testing.T) {
 	t.Run("close", func(t *testing.T) {
 		b := newBus(t)

@@ -52,6 +52,7 @@ type subConfig struct {
 	replay       bool
 	fromSeq      uint64
 	since        time.Time
+	more         []string // WithPatterns
 }
 
 type pubConfig struct {
@@ -249,6 +250,22 @@ func Since(t time.Time) SubscribeOption {
 			return invalidOption("Since", t, "zero time")
 		}
 		c.replay, c.fromSeq, c.since = true, 0, t
+		return nil
+	})
+}
+
+// WithPatterns subscribes to more patterns beside the one given to
+// Subscribe or Handle, from the start: an event matching any of them is
+// delivered once, and FromSeq or Since replay all of them. Each is checked
+// like the first (ErrInvalidPattern, and the Authorizer). Default: none.
+func WithPatterns(patterns ...string) SubscribeOption {
+	return subOption(func(c *subConfig) error {
+		for _, p := range patterns {
+			if err := ValidatePattern(p); err != nil {
+				return err
+			}
+		}
+		c.more = append(c.more, patterns...)
 		return nil
 	})
 }

@@ -24,10 +24,10 @@
 //     Duplicates count once. With no pattern parameter the connection
 //     subscribes to "*", everything, which the bus's Authorizer may refuse.
 //   - from (optional): a sequence number. The connection first receives the
-//     stored events with Seq >= from that match its pattern, then live
+//     stored events with Seq >= from that match its patterns, then live
 //     events, with no gap and no duplicate between the two
 //     (eventbus.FromSeq). A client that saw events up to Seq n reconnects
-//     with from=n+1. from needs a bus with a store and exactly one pattern.
+//     with from=n+1. from needs a bus with a store.
 //
 // Before the upgrade a request may be refused with a plain HTTP error
 // (a browser sees only a failed connection): 503 beyond

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -51,12 +52,17 @@ func New(bus *eventbus.Bus, opts ...Option) (http.Handler, error) {
 	return &handler{bus: bus, cfg: cfg}, nil
 }
 
-// Handler is New for option values known to be valid: it panics where New
-// returns an error.
+// Handler returns the WebSocket handler for bus. It never panics: if an
+// option is invalid it logs the error once (to slog.Default) and returns a
+// handler that answers every request with 500 and that error. Use New to get
+// the error at construction instead.
 func Handler(bus *eventbus.Bus, opts ...Option) http.Handler {
 	h, err := New(bus, opts...)
 	if err != nil {
-		panic(err)
+		slog.Default().Error("wsbridge: handler not started", slog.Any("err", err))
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		})
 	}
 	return h
 }
@@ -130,11 +136,6 @@ func (h *handler) parseQuery(q url.Values) (patterns []string, from *uint64, err
 		if err != nil {
 			return nil, nil, fmt.Errorf("wsbridge: from %q: not a sequence number", q.Get("from"))
 		}
-		if len(patterns) > 1 {
-			// The bus starts a replay with the pattern given to Subscribe;
-			// patterns added after it could miss part of the replay.
-			return nil, nil, errors.New("wsbridge: from needs exactly one pattern")
-		}
 		from = &n
 	}
 	return patterns, from, nil
@@ -152,17 +153,9 @@ func (h *handler) subscribe(ctx context.Context, r *http.Request, patterns []str
 	if from != nil {
 		opts = append(opts, eventbus.FromSeq(*from))
 	}
-	sub, err := h.bus.Subscribe(ctx, patterns[0], opts...)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range patterns[1:] {
-		if err := sub.Add(p); err != nil {
-			_ = sub.Close()
-			return nil, err
-		}
-	}
-	return sub, nil
+	// All patterns from the start, so a replay covers every one of them.
+	opts = append(opts, eventbus.WithPatterns(patterns[1:]...))
+	return h.bus.Subscribe(ctx, patterns[0], opts...)
 }
 
 // statusOf is the HTTP status for a failed subscribe.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -70,6 +71,18 @@ func TestStream(t *testing.T) {
 		c, _ := hs.dial("pattern=r.*&from=" + u64(seqs[2]))
 		seqs = append(seqs, hs.publish("r.y", 5).Seq)
 		for _, want := range seqs[2:] {
+			assert.Equal(t, want, readEvent(t, c).Seq)
+		}
+	})
+
+	t.Run("from replays every pattern", func(t *testing.T) {
+		hs := newHarness(t, nil)
+		a := hs.publish("a.x", 0)
+		hs.publish("c.x", 1)
+		b := hs.publish("b.x", 2)
+		c, _ := hs.dial("pattern=a.*&pattern=b.*&from=" + u64(a.Seq))
+		live := hs.publish("b.y", 3)
+		for _, want := range []uint64{a.Seq, b.Seq, live.Seq} {
 			assert.Equal(t, want, readEvent(t, c).Seq)
 		}
 	})
@@ -231,7 +244,6 @@ func TestRefused(t *testing.T) {
 		{name: "too many patterns", opts: []wsbridge.Option{wsbridge.WithMaxPatterns(2)},
 			query: "pattern=a&pattern=b&pattern=c", want: http.StatusBadRequest},
 		{name: "bad from", query: "pattern=a&from=-1", want: http.StatusBadRequest},
-		{name: "from with two patterns", query: "pattern=a&pattern=b&from=1", want: http.StatusBadRequest},
 		{name: "from without a store", busOpts: []eventbus.Option{eventbus.WithStore(nil)},
 			query: "pattern=a&from=1", want: http.StatusBadRequest},
 		{name: "forbidden pattern", busOpts: []eventbus.Option{eventbus.WithAuthorizer(denySecret)},
@@ -515,7 +527,11 @@ func TestOptions(t *testing.T) {
 			_, err := wsbridge.New(tt.bus, tt.opt)
 			require.ErrorIs(t, err, wsbridge.ErrInvalidOption)
 			assert.True(t, strings.HasPrefix(err.Error(), "wsbridge: invalid option"), err.Error())
-			assert.Panics(t, func() { wsbridge.Handler(tt.bus, tt.opt) })
+			// Handler never panics: it serves the error instead.
+			rec := httptest.NewRecorder()
+			wsbridge.Handler(tt.bus, tt.opt).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ws", nil))
+			assert.Equal(t, http.StatusInternalServerError, rec.Code)
+			assert.Contains(t, rec.Body.String(), "wsbridge: invalid option")
 		})
 	}
 
