@@ -13,7 +13,9 @@ import (
 //   - Append stores the events atomically and in order: after it returns nil
 //     every event is stored, after an error none is. The bus calls it from
 //     one goroutine with events of strictly increasing Seq, each larger than
-//     any Seq already stored. Append must not keep or modify the slice.
+//     any Seq already stored; a batch that breaks that rule is refused with
+//     an error and nothing of it is stored. Append must not keep or modify
+//     the slice (it may keep the Payload bytes, which are never modified).
 //   - Query returns stored events matching q, oldest first (by Seq): those
 //     whose topic matches q.Pattern ("" matches all), with Timestamp at or
 //     after q.Since when it is set and Seq greater than q.AfterSeq, at most
@@ -23,8 +25,8 @@ import (
 //     and sees each batch whole or not at all.
 //   - LastSeq returns the highest Seq stored, or 0 for an empty store. It
 //     stays correct after events are removed by retention.
-//   - Close releases the store; calls after Close return errors (ErrClosed
-//     for MemoryStore). Close may be called more than once.
+//   - Close releases the store; calls after Close return errors wrapping
+//     ErrClosed. Close may be called more than once.
 //
 // All methods must be safe for concurrent use.
 type Store interface {
