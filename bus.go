@@ -276,11 +276,15 @@ func (b *Bus) loop() {
 		spare = items
 	}
 	b.timer.Stop()
+	// Take every subscription out of the table at once (not one rebuild
+	// each), then end them.
 	b.subMu.Lock()
 	subs := make([]*Subscription, 0, len(b.subs))
 	for s := range b.subs {
 		subs = append(subs, s)
 	}
+	clear(b.subs)
+	b.routes.Store(emptyRoutes)
 	b.subMu.Unlock()
 	for _, s := range subs {
 		b.endOnLoop(s, ErrClosed)
