@@ -343,17 +343,28 @@ func (b *Bus) process(items []item) {
 		}
 		b.tail.add(it, it.persist)
 		if it.w != nil {
+			// Stats are current when Publish returns.
+			b.addCounts(&n)
 			it.w.seq = it.e.Seq
 			it.w.ch <- nil
 		}
 	}
-	b.delivered.Add(n.delivered)
-	b.dropped.Add(n.dropped)
+	b.addCounts(&n)
 }
 
 // counts are the bus counters a batch adds to, summed on the loop and
-// added to the atomics once per batch.
+// added to the atomics once per batch (and before each acknowledgement).
 type counts struct{ delivered, dropped uint64 }
+
+func (b *Bus) addCounts(n *counts) {
+	if n.delivered > 0 {
+		b.delivered.Add(n.delivered)
+	}
+	if n.dropped > 0 {
+		b.dropped.Add(n.dropped)
+	}
+	*n = counts{}
+}
 
 // deliver hands one event to one subscription under its overflow policy,
 // counting into the subscription's statistics and n.
@@ -362,9 +373,13 @@ func (b *Bus) deliver(s *Subscription, it *item, now int64, n *counts) {
 		return
 	}
 	if s.lagging {
-		// A persisted event is not lost: the catch-up goroutine reads it
-		// from the store. Any other is.
-		if !it.persist {
+		// A persisted event is owed: the catch-up goroutine reads it from
+		// the store. Any other is lost.
+		if it.persist {
+			if s.lag.counting && it.e.Seq > s.lag.mark && s.lag.wants(&it.e) {
+				s.lag.owed++
+			}
+		} else {
 			s.dropped.Add(1)
 			n.dropped++
 		}
@@ -418,16 +433,24 @@ func (b *Bus) overflow(s *Subscription, it *item, n *counts) bool {
 		b.report(fmt.Errorf("%w: subscription %s %q disconnected", ErrSlowConsumer, s.id, s.name))
 		return false
 	case CatchUp:
-		s.lagging = true
-		s.isLagging.Store(true)
 		cursor := s.lastSeq
-		b.wg.Go(func() { b.catchUp(s, cursor, time.Time{}) })
+		b.startLag(s, cursor, time.Time{}, cursor)
 		if it.persist {
+			s.lag.owed++
 			return false // the catch-up goroutine delivers it
 		}
 	}
 	lost()
 	return false
+}
+
+// startLag makes s lagging and starts its catch-up goroutine from cursor.
+// The loop counts what it skips above mark (see lagCount).
+func (b *Bus) startLag(s *Subscription, cursor uint64, since time.Time, mark uint64) {
+	s.lagging = true
+	s.isLagging.Store(true)
+	s.lag = lagCount{counting: true, mark: mark, since: since}
+	b.wg.Go(func() { b.catchUp(s, cursor, since, mark) })
 }
 
 // endOnLoop ends a subscription from the loop, which is then its sender.
@@ -452,7 +475,15 @@ func (b *Bus) handle(c *control) {
 			c.sub.closeMailbox()
 		}
 	case ctlHandover:
-		c.reply <- b.handover1(c.sub, c.cursor)
+		c.reply <- b.handover1(c.sub, c.cursor, c.caught)
+	case ctlReplay:
+		if !c.sub.ended {
+			// Events at or below the cursor are not replayed, and those
+			// the loop fanned out before now are not in its account.
+			b.startLag(c.sub, c.cursor, c.since, max(b.processed, c.cursor))
+		} else {
+			c.sub.closeMailbox() // it was never lagging: the loop is its sender
+		}
 	}
 }
 
@@ -464,9 +495,9 @@ type handoverReply struct {
 
 // handover asks the loop to take s back live after cursor. It reports
 // false if the loop has stopped.
-func (b *Bus) handover(s *Subscription, cursor uint64) (handoverReply, bool) {
+func (b *Bus) handover(s *Subscription, cursor, caught uint64) (handoverReply, bool) {
 	reply := make(chan handoverReply, 1)
-	if !b.in.control(control{kind: ctlHandover, sub: s, cursor: cursor, reply: reply}) {
+	if !b.in.control(control{kind: ctlHandover, sub: s, cursor: cursor, caught: caught, reply: reply}) {
 		return handoverReply{}, false
 	}
 	return <-reply, true
@@ -477,7 +508,7 @@ func (b *Bus) handover(s *Subscription, cursor uint64) (handoverReply, bool) {
 // the tail or the store. If the tail holds them all and they fit in the
 // mailbox, the loop delivers them and s is live again; otherwise the
 // catch-up goroutine goes on from the last one delivered.
-func (b *Bus) handover1(s *Subscription, cursor uint64) handoverReply {
+func (b *Bus) handover1(s *Subscription, cursor, caught uint64) handoverReply {
 	if s.ended {
 		return handoverReply{ended: true}
 	}
@@ -486,7 +517,7 @@ func (b *Bus) handover1(s *Subscription, cursor uint64) handoverReply {
 			return handoverReply{cursor: cursor}
 		}
 		for t := range b.tail.since(cursor + 1) {
-			if !t.persist || !s.matches(t.e.Topic) {
+			if !t.persist || !s.matches(t.e.Topic) || !s.lag.wants(&t.e) {
 				cursor = t.e.Seq
 				continue
 			}
@@ -495,12 +526,24 @@ func (b *Bus) handover1(s *Subscription, cursor uint64) handoverReply {
 			}
 			s.delivered.Add(1)
 			b.delivered.Add(1)
+			if t.e.Seq > s.lag.mark {
+				s.lag.handed++
+			}
 			cursor = t.e.Seq
 		}
 	}
 	s.lagging = false
 	s.isLagging.Store(false)
 	s.lastSeq = max(cursor, b.processed)
+	if got := caught + s.lag.handed; s.lag.counting && s.lag.owed > got {
+		// The store no longer held them: pruned by its retention before
+		// the catch-up goroutine got there.
+		lost := s.lag.owed - got
+		s.dropped.Add(lost)
+		b.dropped.Add(lost)
+		b.report(fmt.Errorf("%w: subscription %s %q lost %d events that left the store before it caught up", ErrSlowConsumer, s.id, s.name, lost))
+	}
+	s.lag = lagCount{}
 	return handoverReply{live: true}
 }
 
@@ -598,6 +641,9 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 	s.pats.Store(&ps)
 	var cursor uint64
 	if cfg.replay {
+		// Lagging from the start; the loop starts the catch-up goroutine
+		// when it reaches the ctlReplay below, so it knows where its own
+		// account of skipped events begins.
 		s.lagging = true
 		s.isLagging.Store(true)
 		if cfg.fromSeq > 0 {
@@ -618,7 +664,9 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 		b.wg.Go(func() { b.runHandler(s, ctx, h) })
 	}
 	if cfg.replay {
-		b.wg.Go(func() { b.catchUp(s, cursor, cfg.since) })
+		// The loop cannot have stopped: it stops only after Shutdown has
+		// set closing, which was false above.
+		b.in.control(control{kind: ctlReplay, sub: s, cursor: cursor, since: cfg.since})
 	}
 	b.subMu.Unlock()
 
@@ -756,10 +804,12 @@ func (b *Bus) Stats() Stats {
 // Shutdown is safe to call more than once and from several goroutines.
 func (b *Bus) Shutdown(ctx context.Context) error {
 	b.shutOnce.Do(func() {
-		b.in.close()
+		// No new subscriptions first, so every one that exists is in
+		// b.subs before the loop can stop and end them all.
 		b.subMu.Lock()
 		b.closing = true
 		b.subMu.Unlock()
+		b.in.close()
 		go b.shutdown()
 	})
 	select {

@@ -601,6 +601,37 @@ func TestCatchUp(t *testing.T) {
 	assert.Empty(t, pending(slow))
 }
 
+func TestCatchUpPastRetention(t *testing.T) {
+	// The store keeps 100 events; the subscriber falls 1,000 behind. What
+	// left the store before it caught up is counted as dropped and
+	// reported, never lost silently.
+	errs := newErrSink()
+	ctx := t.Context()
+	b := newBus(t, eventbus.WithStore(eventbus.NewMemoryStore(eventbus.WithMaxEvents(100))), eventbus.WithErrorHandler(errs.handle))
+	sub, err := b.Subscribe(ctx, "*", eventbus.WithBuffer(4), eventbus.WithOverflow(eventbus.CatchUp))
+	require.NoError(t, err)
+	const n = 1000
+	for range n {
+		require.NoError(t, b.PublishAsync(ctx, ev("a")))
+	}
+	require.NoError(t, b.Flush(ctx))
+	// Read until the subscription is live again and has the last event.
+	var got []eventbus.Event
+	for len(got) == 0 || got[len(got)-1].Seq != n {
+		got = append(got, recvWithin(t, sub, wait))
+	}
+	for i := 1; i < len(got); i++ {
+		require.Greater(t, got[i].Seq, got[i-1].Seq, "in order, no duplicate")
+	}
+	require.NoError(t, b.Publish(ctx, ev("a"))) // live again
+	assert.Equal(t, uint64(n+1), recvWithin(t, sub, wait).Seq)
+	st := sub.Stats()
+	assert.False(t, st.Lagging)
+	assert.Equal(t, uint64(n), uint64(len(got))+st.Dropped, "every event delivered or counted")
+	assert.Positive(t, st.Dropped)
+	errs.next(t, eventbus.ErrSlowConsumer, wait)
+}
+
 func TestReplay(t *testing.T) {
 	ctx := t.Context()
 	b := newBus(t)

@@ -72,7 +72,9 @@
 // back live once it has caught up, handing over the few events in between
 // from a ring of recent events it keeps. Only events published without
 // persistence while it lags are lost, and they are counted. Events the
-// store no longer holds (past its retention) cannot be replayed.
+// store's retention removes before a lagging subscription reads them cannot
+// be replayed: the loop keeps an account of what it skipped, and at the
+// hand-over counts the difference as dropped and reports it.
 //
 // # Handlers
 //

@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // item is one entry of the bus mailbox: an event to publish, or a control
@@ -32,12 +33,15 @@ const (
 	ctlEnd      controlKind = iota + 1 // a subscription ended: close its mailbox
 	ctlFlush                           // close done when reached
 	ctlHandover                        // a catch-up goroutine asks to go live
+	ctlReplay                          // a FromSeq/Since subscription starts its replay
 )
 
 type control struct {
 	kind   controlKind
 	sub    *Subscription
 	cursor uint64
+	caught uint64    // ctlHandover: events the goroutine delivered above its mark
+	since  time.Time // ctlReplay
 	done   chan struct{}
 	reply  chan handoverReply
 }

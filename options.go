@@ -243,7 +243,9 @@ func FromSeq(seq uint64) SubscribeOption {
 }
 
 // Since is FromSeq by time: it replays the stored events with Timestamp at
-// or after t, then continues live. It needs a store.
+// or after t, then continues live. Until the subscription has caught up,
+// events stamped before t are skipped, live ones included (an event's
+// Timestamp may be set by its publisher). It needs a store.
 func Since(t time.Time) SubscribeOption {
 	return subOption(func(c *subConfig) error {
 		if t.IsZero() {

@@ -30,8 +30,10 @@ const (
 	// CatchUp stops live delivery to the subscription; a goroutine of its
 	// own refills its mailbox from the store, from the last event it got,
 	// then rejoins the live stream with no gap and no duplicate. Only events
-	// published without persistence meanwhile are lost, and counted. It
-	// needs a store.
+	// published without persistence meanwhile are lost, and counted, and
+	// events the store's retention removed before the subscription read
+	// them, which are counted and reported at the hand-over. It needs a
+	// store.
 	CatchUp
 )
 
@@ -83,6 +85,7 @@ type Subscription struct {
 
 	// Owned by the bus loop.
 	lagging     bool   // the catch-up goroutine is the mailbox's sender
+	lag         lagCount
 	ended       bool   // the loop has seen the end
 	lastSeq     uint64 // the highest Seq given to the mailbox, or skipped over
 	overflowing bool   // in a drop episode (reported once per episode)
@@ -92,6 +95,26 @@ type Subscription struct {
 	isLagging  atomic.Bool
 	latency    histogram // acceptance to mailbox (Subscribe) or to handler start (Handle)
 	runtimeHst histogram // handler run time (Handle)
+}
+
+// lagCount is the loop's account of one lagging episode: the persisted,
+// matching events with Seq above mark that the loop skipped because the
+// catch-up goroutine is to deliver them (owed), and those the loop handed
+// over itself. At the hand-over, what the goroutine reports it delivered
+// above mark settles the account; the rest was lost (past the store's
+// retention) and is counted as dropped.
+type lagCount struct {
+	counting bool
+	mark     uint64
+	since    time.Time // Since: only events stamped at or after it are replayed
+	owed     uint64
+	handed   uint64
+}
+
+// wants reports whether the catch-up goroutine would deliver e (its Since
+// filter); matching patterns is checked apart.
+func (l *lagCount) wants(e *Event) bool {
+	return l.since.IsZero() || !e.Timestamp.Before(l.since)
 }
 
 // envelope carries an event to a handler with its acceptance time, so the
@@ -371,8 +394,10 @@ const catchUpPage = 256
 
 // catchUp is the goroutine that feeds a lagging subscription from the store,
 // starting after cursor (and at since, if set), until the bus loop takes it
-// back live. It is the mailbox's only sender while it runs.
-func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time) {
+// back live. It is the mailbox's only sender while it runs. It counts the
+// events it delivers above mark for the loop's lagCount.
+func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint64) {
+	var caught uint64 // events delivered above mark (see lagCount)
 	var backoff *time.Timer
 	defer func() {
 		if backoff != nil {
@@ -423,13 +448,16 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time) {
 				}
 				s.delivered.Add(1)
 				b.delivered.Add(1)
+				if e.Seq > mark {
+					caught++
+				}
 			}
 			cursor = e.Seq
 		}
 		if len(events) == catchUpPage {
 			continue
 		}
-		r, ok := b.handover(s, cursor)
+		r, ok := b.handover(s, cursor, caught)
 		switch {
 		case !ok || r.ended:
 			s.finish(ErrClosed)
