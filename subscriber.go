@@ -84,7 +84,7 @@ type Subscription struct {
 	closeMbx sync.Once
 
 	// Owned by the bus loop.
-	lagging     bool   // the catch-up goroutine is the mailbox's sender
+	lagging     bool // the catch-up goroutine is the mailbox's sender
 	lag         lagCount
 	ended       bool   // the loop has seen the end
 	lastSeq     uint64 // the highest Seq given to the mailbox, or skipped over
