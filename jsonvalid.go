@@ -135,7 +135,16 @@ func (v *jsonValidator) array(depth int) bool {
 func (v *jsonValidator) str() bool {
 	v.i++ // '"'
 	for v.i < len(v.data) {
-		c := v.data[v.i]
+		// Skip plain bytes in a tight loop on locals.
+		i, data := v.i, v.data
+		for i < len(data) && plainStringByte[data[i]] {
+			i++
+		}
+		v.i = i
+		if i == len(data) {
+			return false
+		}
+		c := data[i]
 		switch {
 		case c == '"':
 			v.i++
@@ -169,6 +178,15 @@ func (v *jsonValidator) str() bool {
 	}
 	return false
 }
+
+// plainStringByte marks the bytes that stand for themselves inside a JSON
+// string: all but '"', '\\' and control characters.
+var plainStringByte = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
