@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/choiros/eventbus"
 )
 
@@ -106,6 +108,41 @@ func repeat(n, v int) []int {
 		out[i] = v
 	}
 	return out
+}
+
+// TestPublishAllocs holds the allocation budget: an acknowledged Publish of
+// an Event literal to one subscriber allocates nothing on the bus's path,
+// and neither does PublishAsync (at most 1 is the budget).
+func TestPublishAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
+	for _, store := range []eventbus.Store{nil, eventbus.NewMemoryStore()} {
+		bus := newBus(t, eventbus.WithStore(store))
+		sub, err := bus.Subscribe(t.Context(), "worker.task", eventbus.WithBuffer(16))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := benchEvent("worker.task")
+		ctx := context.Background()
+		for name, publish := range map[string]func(context.Context, eventbus.Event, ...eventbus.PublishOption) error{
+			"sync": bus.Publish, "async": bus.PublishAsync,
+		} {
+			allocs := testing.AllocsPerRun(1000, func() {
+				if err := publish(ctx, e); err != nil {
+					t.Fatal(err)
+				}
+				<-sub.C()
+			})
+			if allocs > 1 {
+				t.Errorf("%s publish (store %v): %.1f allocations per event, budget 1", name, store != nil, allocs)
+			}
+		}
+		if store != nil {
+			require.NoError(t, bus.Close())
+			require.NoError(t, store.Close())
+		}
+	}
 }
 
 // BenchmarkPublish is one publisher to one subscriber on an exact topic.
