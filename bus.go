@@ -395,7 +395,9 @@ func (b *Bus) deliver(s *Subscription, it *item, now int64, n *counts) {
 		return
 	}
 	if s.trySend(&it.e, it.at) {
-		s.overflowing = false
+		if s.overflowing && s.pending() <= s.capacity()/2 {
+			s.overflowing = false // the episode is over: report the next one
+		}
 	} else if !b.overflow(s, it, n) {
 		return
 	}
@@ -439,6 +441,8 @@ func (b *Bus) overflow(s *Subscription, it *item, n *counts) bool {
 		}
 	case Disconnect:
 		b.endOnLoop(s, ErrSlowConsumer)
+		s.dropped.Add(1)
+		n.dropped++
 		b.report(fmt.Errorf("%w: subscription %s %q disconnected", ErrSlowConsumer, s.id, s.name))
 		return false
 	case CatchUp:

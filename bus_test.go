@@ -538,11 +538,33 @@ func TestOverflow(t *testing.T) {
 		require.NoError(t, err)
 		publish(t, b, 3)
 		require.ErrorIs(t, sub.Err(), eventbus.ErrSlowConsumer)
+		assert.Equal(t, uint64(1), sub.Stats().Dropped, "the event that did not fit")
 		assert.Equal(t, []string{"0", "1"}, payloads(pending(sub)))
 		_, ok := <-sub.C()
 		assert.False(t, ok, "mailbox closed")
 		assert.Empty(t, b.Subscribers("a"))
 		publish(t, b, 1) // the bus goes on
+	})
+	t.Run("an episode ends when the mailbox is half empty", func(t *testing.T) {
+		errs := newErrSink()
+		b := newBus(t, eventbus.WithErrorHandler(errs.handle))
+		sub, err := b.Subscribe(ctx, "a", eventbus.WithBuffer(4))
+		require.NoError(t, err)
+		publish(t, b, 5) // episode 1
+		recvN(t, sub, 1, wait)
+		publish(t, b, 2) // fits once, then drops: still episode 1
+		recvN(t, sub, 4, wait)
+		publish(t, b, 5) // fits after a drain: episode 2
+		require.NoError(t, b.Close())
+		n := 0
+		errs.mu.Lock()
+		for _, err := range errs.errs {
+			if errors.Is(err, eventbus.ErrSlowConsumer) {
+				n++
+			}
+		}
+		errs.mu.Unlock()
+		assert.Equal(t, 2, n)
 	})
 	t.Run("slow consumer reported once per episode", func(t *testing.T) {
 		errs := newErrSink()

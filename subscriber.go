@@ -216,14 +216,25 @@ func (s *Subscription) Stats() SubscriptionStats {
 		Dropped:   s.dropped.Load(),
 		Lagging:   s.isLagging.Load(),
 	}
-	if s.hch != nil {
-		st.Pending = len(s.hch)
-	} else {
-		st.Pending = len(s.ch)
-	}
+	st.Pending = s.pending()
 	st.LatencyP50, st.LatencyP99, st.LatencyMax = s.latency.summary()
 	st.HandlerP50, st.HandlerP99, st.HandlerMax = s.runtimeHst.summary()
 	return st
+}
+
+// pending and capacity measure the mailbox.
+func (s *Subscription) pending() int {
+	if s.hch != nil {
+		return len(s.hch)
+	}
+	return len(s.ch)
+}
+
+func (s *Subscription) capacity() int {
+	if s.hch != nil {
+		return cap(s.hch)
+	}
+	return cap(s.ch)
 }
 
 // matches reports whether topic matches one of the current patterns.
