@@ -409,6 +409,7 @@ const catchUpPage = 256
 // events it delivers above mark for the loop's lagCount.
 func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint64) {
 	var caught uint64 // events delivered above mark (see lagCount)
+	var failing bool  // the store's last Query failed
 	var backoff *time.Timer
 	defer func() {
 		if backoff != nil {
@@ -443,13 +444,17 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 		}
 		events, err := b.store.Query(context.Background(), q)
 		if err != nil {
-			b.report(fmt.Errorf("eventbus: catch-up of subscription %s: %w", s.id, err))
+			if !failing { // once per failure episode, not every retry
+				b.report(fmt.Errorf("eventbus: catch-up of subscription %s: %w", s.id, err))
+			}
+			failing = true
 			if !wait() {
 				s.closeMailbox()
 				return
 			}
 			continue
 		}
+		failing = false
 		for i := range events {
 			e := &events[i]
 			if s.matches(e.Topic) {
