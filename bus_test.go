@@ -654,6 +654,29 @@ func TestCatchUpPastRetention(t *testing.T) {
 	errs.next(t, eventbus.ErrSlowConsumer, wait)
 }
 
+func TestCatchUpStoreFailure(t *testing.T) {
+	// The store cannot be read while a subscription lags: it waits and
+	// retries, reports once, and catches up when the store recovers.
+	store := &failingStore{Store: eventbus.NewMemoryStore()}
+	errs := newErrSink()
+	ctx := t.Context()
+	b := newBus(t, eventbus.WithStore(store), eventbus.WithErrorHandler(errs.handle))
+	sub, err := b.Subscribe(ctx, "*", eventbus.WithBuffer(2), eventbus.WithOverflow(eventbus.CatchUp))
+	require.NoError(t, err)
+	store.setFailQuery(true)
+	for range 10 {
+		require.NoError(t, b.Publish(ctx, ev("a")))
+	}
+	assert.Equal(t, []uint64{1, 2}, seqs(recvN(t, sub, 2, wait)))
+	errs.next(t, errDiskFull, wait)
+	store.setFailQuery(false)
+	assert.Equal(t, []uint64{3, 4, 5, 6, 7, 8, 9, 10}, seqs(recvN(t, sub, 8, wait)))
+	require.NoError(t, b.Publish(ctx, ev("a")))
+	assert.Equal(t, uint64(11), recvWithin(t, sub, wait).Seq)
+	assert.Zero(t, sub.Stats().Dropped)
+	require.NoError(t, store.Close())
+}
+
 func TestReplay(t *testing.T) {
 	ctx := t.Context()
 	b := newBus(t)

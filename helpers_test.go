@@ -156,11 +156,29 @@ func (s *errSink) next(t tb, target error, d time.Duration) error {
 	}
 }
 
-// failingStore wraps a Store and fails Append while fail is set.
+// failingStore wraps a Store and fails Append while fail is set, and
+// Query while failQuery is set.
 type failingStore struct {
 	eventbus.Store
-	mu   sync.Mutex
-	fail bool
+	mu        sync.Mutex
+	fail      bool
+	failQuery bool
+}
+
+func (f *failingStore) setFailQuery(v bool) {
+	f.mu.Lock()
+	f.failQuery = v
+	f.mu.Unlock()
+}
+
+func (f *failingStore) Query(ctx context.Context, q eventbus.Query) ([]eventbus.Event, error) {
+	f.mu.Lock()
+	fail := f.failQuery
+	f.mu.Unlock()
+	if fail {
+		return nil, errDiskFull
+	}
+	return f.Store.Query(ctx, q)
 }
 
 var errDiskFull = errors.New("disk full")
