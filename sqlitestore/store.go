@@ -359,7 +359,7 @@ func (s *Store) append(ctx context.Context, events []eventbus.Event) error {
 		return err
 	}
 	if first := events[0].Seq; first <= uint64(last) {
-		return fmt.Errorf("Seq %d not above %d", first, last)
+		return fmt.Errorf("first Seq %d not above the last stored, %d", first, last)
 	}
 	ins := tx.StmtContext(ctx, s.insEvent)
 	pre := tx.StmtContext(ctx, s.insPrefix)
