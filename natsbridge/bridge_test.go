@@ -245,6 +245,10 @@ func TestClose(t *testing.T) {
 	assert.True(t, b.nc.IsConnected(), "the connection stays open")
 
 	before := a.publish(t, "x.before", 1)
+	// The export is asynchronous: wait until the server has it, so that c,
+	// subscribing next, cannot see it.
+	a.waitStats(t, "before exported", func(st natsbridge.Stats) bool { return st.Exported == 1 })
+	require.NoError(t, a.nc.Flush())
 	b.publish(t, "y.local", 1) // b's bus still works, but is not exported
 	// A third bus, bridged now, sees a's events and not b's.
 	c := startNode(t, "c", connect(t, srv.url(), nil), natsbridge.WithImport("*"))
