@@ -195,14 +195,8 @@ func applyPublishOptions(opts []PublishOption) pubConfig {
 // Payload.
 func (b *Bus) prepare(e *Event, now time.Time, checked bool) error {
 	if !checked {
-		if err := ValidateTopic(e.Topic); err != nil {
+		if err := e.Validate(); err != nil {
 			return err
-		}
-		if err := e.Type.check(); err != nil {
-			return err
-		}
-		if e.Payload != nil && !validJSON(e.Payload) {
-			return fmt.Errorf("%w: not valid JSON", ErrInvalidPayload)
 		}
 	}
 	if e.Payload == nil {
