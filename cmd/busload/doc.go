@@ -21,6 +21,7 @@
 //	-overflow LIST   drop-oldest, drop-newest, block, disconnect or catch-up; a comma
 //	                 list is given to the subscribers round-robin (default drop-oldest)
 //	-async           publish with PublishAsync instead of Publish
+//	-baseline        after the bus run, run the same load through plain channels and compare
 //	-json            print the final report as one JSON object
 //	-cpuprofile F    write a CPU profile to F
 //
@@ -63,6 +64,23 @@
 // publishing ended, so a long run shows whether the heap stays flat, and the
 // heap allocations per published event and GC cycles while publishing
 // (busload itself allocates nothing per event, so they are the bus's).
+//
+// # Baseline
+//
+// With -baseline, after the bus has shut down, the same workload runs again
+// without a bus: per subscriber a Go channel of -buffer events and a reader
+// goroutine, and the publisher sends each event (the same Event value) to
+// the channel of every subscriber whose pattern matches its topic, from
+// routes computed beforehand, blocking while a channel is full, so nothing
+// is lost. The pacing, the time stamp (taken just before the first send,
+// where the bus run takes it just before Publish), the readers, the
+// histograms and the figures are the bus run's own code, on a fresh clock
+// and fresh histograms, so the two runs differ only in what carries the
+// events. -overflow, -store and -async have no counterpart and do not
+// apply. The report adds the baseline's published, delivered and latency
+// lines and the bus's p50, p99 and deliveries per second divided by the
+// baseline's (in JSON: "baseline" and "bus_over_baseline"). Its progress
+// lines start with "busload: baseline".
 //
 // Busload exits non-zero if the bus or a subscription cannot be set up, or
 // if the drain after publishing does not finish within 30 s.

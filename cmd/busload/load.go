@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"runtime/metrics"
 	"strconv"
 	"strings"
@@ -27,21 +28,9 @@ type Report struct {
 	Store    string   `json:"store"`
 	Async    bool     `json:"async"`
 
-	Elapsed     time.Duration `json:"elapsed_ns"`      // publishing
-	Drain       time.Duration `json:"drain_ns"`        // from the end of publishing to the last mailbox closed
-	Published   uint64        `json:"published"`       // events accepted by Publish/PublishAsync
-	PublishRate float64       `json:"publish_per_sec"` // Published / Elapsed
-
-	Expected     uint64  `json:"expected"`          // deliveries a lossless bus makes
-	Delivered    uint64  `json:"delivered"`         // events the subscribers read
-	DeliveryRate float64 `json:"delivered_per_sec"` // Delivered / (Elapsed + Drain)
-	Dropped      uint64  `json:"dropped"`           // Stats().Dropped of the bus
-	Disconnected int     `json:"disconnected"`      // subscriptions ended by ErrSlowConsumer
-
-	LatencyP50 time.Duration `json:"latency_p50_ns"`
-	LatencyP95 time.Duration `json:"latency_p95_ns"`
-	LatencyP99 time.Duration `json:"latency_p99_ns"`
-	LatencyMax time.Duration `json:"latency_max_ns"`
+	Figures             // of the bus; its fields are at the top level in JSON
+	Dropped      uint64 `json:"dropped"`      // Stats().Dropped of the bus
+	Disconnected int    `json:"disconnected"` // subscriptions ended by ErrSlowConsumer
 
 	Policies []PolicyReport `json:"policies"`
 
@@ -60,6 +49,53 @@ type Report struct {
 	AllocBytesPerEvent float64 `json:"alloc_bytes_per_event"`
 	AllocsPerEvent     float64 `json:"allocs_per_event"`
 	GCCycles           uint64  `json:"gc_cycles"`
+
+	// With -baseline: the same workload through plain buffered channels
+	// (see runBaseline), and the bus's figures divided by the baseline's.
+	Baseline        *Figures `json:"baseline,omitempty"`
+	BusOverBaseline *Ratios  `json:"bus_over_baseline,omitempty"`
+}
+
+// Figures are the throughput and latency of one run, of the bus or of the
+// baseline, measured the same way.
+type Figures struct {
+	Elapsed     time.Duration `json:"elapsed_ns"`      // publishing
+	Drain       time.Duration `json:"drain_ns"`        // from the end of publishing to the last receipt
+	Published   uint64        `json:"published"`       // events accepted by Publish/PublishAsync (or sent)
+	PublishRate float64       `json:"publish_per_sec"` // Published / Elapsed
+
+	Expected     uint64  `json:"expected"`          // deliveries a lossless bus makes
+	Delivered    uint64  `json:"delivered"`         // events the subscribers read
+	DeliveryRate float64 `json:"delivered_per_sec"` // Delivered / (Elapsed + Drain)
+
+	LatencyP50 time.Duration `json:"latency_p50_ns"`
+	LatencyP95 time.Duration `json:"latency_p95_ns"`
+	LatencyP99 time.Duration `json:"latency_p99_ns"`
+	LatencyMax time.Duration `json:"latency_max_ns"`
+}
+
+// Ratios are the bus's figures divided by the baseline's (0 where the
+// baseline's is 0): above 1 the bus is slower (latency) or faster
+// (throughput, which is deliveries per second).
+type Ratios struct {
+	P50        float64 `json:"p50"`
+	P99        float64 `json:"p99"`
+	Throughput float64 `json:"throughput"`
+}
+
+// ratios compares bus with base.
+func ratios(bus, base Figures) Ratios {
+	div := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
+	}
+	return Ratios{
+		P50:        div(float64(bus.LatencyP50), float64(base.LatencyP50)),
+		P99:        div(float64(bus.LatencyP99), float64(base.LatencyP99)),
+		Throughput: div(bus.DeliveryRate, base.DeliveryRate),
+	}
 }
 
 // PolicyReport sums the subscriptions of one overflow policy.
@@ -72,14 +108,89 @@ type PolicyReport struct {
 	Disconnected  int    `json:"disconnected"`
 }
 
-// subscriber is one subscription and what its reader measured.
+// subscriber is one subscription (or baseline channel) and what its reader
+// measured.
 type subscriber struct {
-	sub      *eventbus.Subscription
+	c        <-chan eventbus.Event  // the mailbox its reader drains
+	sub      *eventbus.Subscription // nil in the baseline
 	policy   eventbus.Overflow
 	topics   []int // indexes of the topics its pattern matches
 	hist     histogram
 	received atomic.Uint64
 	last     int64 // monotonic ns of the last receipt; written by the reader before it exits
+}
+
+// newSubscribers returns the cfg.Subs subscribers of a run, without
+// mailboxes: patterns and policies round-robin, and the topics each pattern
+// matches.
+func newSubscribers(cfg config, topics []string) []*subscriber {
+	subs := make([]*subscriber, cfg.Subs)
+	for i := range subs {
+		pat := cfg.Patterns[i%len(cfg.Patterns)]
+		s := &subscriber{policy: cfg.Overflow[i%len(cfg.Overflow)]}
+		for t, topic := range topics {
+			if eventbus.Match(pat, topic) {
+				s.topics = append(s.topics, t)
+			}
+		}
+		subs[i] = s
+	}
+	return subs
+}
+
+// read records the latency of every event in s.c until it is closed.
+func (s *subscriber) read(clk *clock) {
+	var last int64
+	for e := range s.c {
+		last = clk.now()
+		s.hist.record(last - sentAt(e.ID))
+		s.received.Add(1)
+	}
+	s.last = last
+}
+
+// expected returns the deliveries s gets from a lossless bus.
+func (s *subscriber) expected(perTopic []uint64) uint64 {
+	var exp uint64
+	for _, t := range s.topics {
+		exp += perTopic[t]
+	}
+	return exp
+}
+
+// startReaders starts a reader per subscriber; wait returns when every
+// mailbox is closed and drained.
+func startReaders(clk *clock, subs []*subscriber) (wait func()) {
+	var readers sync.WaitGroup
+	for _, s := range subs {
+		readers.Go(func() { s.read(clk) })
+	}
+	return readers.Wait
+}
+
+// summarize computes the figures of a run from what its subscribers read.
+func summarize(subs []*subscriber, perTopic []uint64, elapsed time.Duration, published uint64) Figures {
+	f := Figures{Elapsed: elapsed, Published: published}
+	if elapsed > 0 {
+		f.PublishRate = float64(published) / elapsed.Seconds()
+	}
+	var m merged
+	var lastRecv int64
+	for _, s := range subs {
+		m.add(&s.hist)
+		lastRecv = max(lastRecv, s.last)
+		f.Expected += s.expected(perTopic)
+		f.Delivered += s.received.Load()
+	}
+	f.Drain = max(time.Duration(lastRecv)-elapsed, 0)
+	if span := elapsed + f.Drain; span > 0 {
+		f.DeliveryRate = float64(f.Delivered) / span.Seconds()
+	}
+	f.LatencyP50 = m.quantile(0.50)
+	f.LatencyP95 = m.quantile(0.95)
+	f.LatencyP99 = m.quantile(0.99)
+	f.LatencyMax = time.Duration(m.max)
+	return f
 }
 
 // clock is a monotonic clock shared by the publisher and the readers.
@@ -185,13 +296,57 @@ func openStore(spec string) (eventbus.Option, func() error, error) {
 	return nil, nil, fmt.Errorf("busload: unknown store %q", spec)
 }
 
-// run publishes for cfg.Duration, shuts the bus down and reports. Progress
-// lines go to w every cfg.Progress. If ctx ends early, publishing stops and
-// the report covers what was published.
-func run(ctx context.Context, cfg config, w io.Writer) (rep Report, err error) {
+// run publishes for cfg.Duration, shuts the bus down and reports; with
+// cfg.Baseline it then runs the same workload through plain channels (see
+// runBaseline) and adds its figures. Progress lines go to w every
+// cfg.Progress. If ctx ends early, publishing stops and the report covers
+// what was published; a baseline is run only if ctx was still live after
+// the bus run.
+func run(ctx context.Context, cfg config, w io.Writer) (Report, error) {
 	if err := cfg.check(); err != nil {
+		return Report{}, err
+	}
+	rep, err := runBus(ctx, cfg, w)
+	if err != nil || !cfg.Baseline || ctx.Err() != nil {
 		return rep, err
 	}
+	base, err := runBaseline(ctx, cfg, w)
+	if err != nil {
+		return rep, err
+	}
+	r := ratios(rep.Figures, base)
+	rep.Baseline, rep.BusOverBaseline = &base, &r
+	return rep, nil
+}
+
+// topicNames returns the topics of a run.
+func topicNames(cfg config) []string {
+	topics := make([]string, cfg.Topics)
+	for i := range topics {
+		topics[i] = topicName(cfg.Prefix, i)
+	}
+	return topics
+}
+
+// startProgress starts the progress lines of a run, prefixed with label, if
+// cfg.Progress > 0; stop ends them and waits (it may be called again).
+// dropped and at10 may be nil.
+func startProgress(w io.Writer, label string, cfg config, clk *clock, subs []*subscriber, published *atomic.Uint64,
+	dropped func() uint64, at10 func(inuse, live uint64)) (stop func()) {
+	if cfg.Progress <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var progress sync.WaitGroup
+	progress.Go(func() { reportProgress(w, label, cfg, clk, subs, published, dropped, done, at10) })
+	return sync.OnceFunc(func() {
+		close(done)
+		progress.Wait()
+	})
+}
+
+// runBus is the bus run of run.
+func runBus(ctx context.Context, cfg config, w io.Writer) (rep Report, err error) {
 	storeOpt, closeStore, err := openStore(cfg.Store)
 	if err != nil {
 		return rep, err
@@ -212,66 +367,40 @@ func run(ctx context.Context, cfg config, w io.Writer) (rep Report, err error) {
 		}
 	}()
 
-	topics := make([]string, cfg.Topics)
-	for i := range topics {
-		topics[i] = topicName(cfg.Prefix, i)
-	}
-	subs := make([]*subscriber, cfg.Subs)
-	for i := range subs {
+	topics := topicNames(cfg)
+	subs := newSubscribers(cfg, topics)
+	for i, s := range subs {
 		pat := cfg.Patterns[i%len(cfg.Patterns)]
-		s := &subscriber{policy: cfg.Overflow[i%len(cfg.Overflow)]}
-		for t, topic := range topics {
-			if eventbus.Match(pat, topic) {
-				s.topics = append(s.topics, t)
-			}
-		}
 		s.sub, err = bus.Subscribe(context.Background(), pat,
 			eventbus.WithOverflow(s.policy), eventbus.WithName("busload-"+strconv.Itoa(i)))
 		if err != nil {
 			return rep, fmt.Errorf("busload: subscriber %d (%s, %s): %w", i, pat, s.policy, err)
 		}
-		subs[i] = s
+		s.c = s.sub.C()
 	}
 
 	clk := newClock()
-	var readers sync.WaitGroup
-	for _, s := range subs {
-		readers.Go(func() {
-			var last int64
-			for e := range s.sub.C() {
-				last = clk.now()
-				s.hist.record(last - sentAt(e.ID))
-				s.received.Add(1)
-			}
-			s.last = last
-		})
-	}
+	waitReaders := startReaders(&clk, subs)
 
 	// Progress lines, until the drain is over.
-	progressDone := make(chan struct{})
-	var progress sync.WaitGroup
 	var published atomic.Uint64
 	var heap10 [2]uint64 // written by the progress goroutine, read after it stops
-	if cfg.Progress > 0 {
-		progress.Go(func() {
-			reportProgress(w, cfg, &clk, bus, subs, &published, progressDone, func(inuse, live uint64) {
-				heap10 = [2]uint64{inuse, live}
-			})
-		})
-	}
-	stopProgress := func() {
-		if progressDone != nil {
-			close(progressDone)
-			progress.Wait()
-			progressDone = nil
-		}
-	}
+	stopProgress := startProgress(w, "busload:", cfg, &clk, subs, &published,
+		func() uint64 { return bus.Stats().Dropped },
+		func(inuse, live uint64) { heap10 = [2]uint64{inuse, live} })
 	defer stopProgress()
 
-	// Publish.
+	// Publish. ctx only stops the loop between events: a Publish cut short
+	// by ctx could still deliver an event that would not be counted.
+	pctx := context.WithoutCancel(ctx)
+	pub := bus.Publish
+	if cfg.Async {
+		pub = bus.PublishAsync
+	}
+	send := func(_ int, e eventbus.Event) error { return pub(pctx, e) }
 	perTopic := make([]uint64, len(topics))
 	allocStart := readAllocs()
-	pubErr := publish(ctx, cfg, bus, &clk, topics, perTopic, &published)
+	pubErr := publish(ctx, cfg, &clk, topics, perTopic, &published, send)
 	elapsed := time.Duration(clk.now())
 	allocEnd := readAllocs()
 	inuseEnd, liveEnd := heapSample()
@@ -285,7 +414,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (rep Report, err error) {
 		// Shutdown finishes in the background; wait so nothing outlives run.
 		_ = bus.Close()
 	}
-	readers.Wait()
+	waitReaders()
 	stopProgress()
 	if pubErr != nil {
 		return rep, pubErr
@@ -297,7 +426,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (rep Report, err error) {
 	rep = Report{
 		Rate: cfg.Rate, Subs: cfg.Subs, Patterns: cfg.Patterns, Topics: cfg.Topics,
 		Payload: cfg.Payload, Store: cfg.Store, Async: cfg.Async,
-		Elapsed: elapsed, Published: published.Load(),
+		Figures:      summarize(subs, perTopic, elapsed, published.Load()),
 		HeapInUseEnd: inuseEnd, HeapLiveEnd: liveEnd,
 	}
 	rep.HeapInUseAt10s, rep.HeapLiveAt10s = heap10[0], heap10[1]
@@ -306,69 +435,92 @@ func run(ctx context.Context, cfg config, w io.Writer) (rep Report, err error) {
 		// 10-second run: the end sample is the 10 s sample.
 		rep.HeapInUseAt10s, rep.HeapLiveAt10s = inuseEnd, liveEnd
 	}
-	if elapsed > 0 {
-		rep.PublishRate = float64(rep.Published) / elapsed.Seconds()
-	}
 	rep.GCCycles = allocEnd.cycles - allocStart.cycles
 	if rep.Published > 0 {
 		rep.AllocBytesPerEvent = float64(allocEnd.bytes-allocStart.bytes) / float64(rep.Published)
 		rep.AllocsPerEvent = float64(allocEnd.objects-allocStart.objects) / float64(rep.Published)
 	}
-	var m merged
-	var lastRecv int64
 	policyIndex := map[eventbus.Overflow]int{}
 	for _, s := range subs {
-		m.add(&s.hist)
-		lastRecv = max(lastRecv, s.last)
 		i, ok := policyIndex[s.policy]
 		if !ok {
 			i = len(rep.Policies)
 			policyIndex[s.policy] = i
 			rep.Policies = append(rep.Policies, PolicyReport{Policy: s.policy.String()})
 		}
-		var exp uint64
-		for _, t := range s.topics {
-			exp += perTopic[t]
-		}
-		got := s.received.Load()
 		pr := &rep.Policies[i]
 		pr.Subscriptions++
-		pr.Expected += exp
-		pr.Delivered += got
+		pr.Expected += s.expected(perTopic)
+		pr.Delivered += s.received.Load()
 		pr.Dropped += s.sub.Stats().Dropped
 		if errors.Is(s.sub.Err(), eventbus.ErrSlowConsumer) {
 			pr.Disconnected++
 			rep.Disconnected++
 		}
-		rep.Expected += exp
-		rep.Delivered += got
 	}
 	rep.Dropped = bus.Stats().Dropped
-	rep.Drain = max(time.Duration(lastRecv)-elapsed, 0)
-	if span := elapsed + rep.Drain; span > 0 {
-		rep.DeliveryRate = float64(rep.Delivered) / span.Seconds()
-	}
-	rep.LatencyP50 = m.quantile(0.50)
-	rep.LatencyP95 = m.quantile(0.95)
-	rep.LatencyP99 = m.quantile(0.99)
-	rep.LatencyMax = time.Duration(m.max)
 	return rep, nil
 }
 
+// runBaseline runs the workload of cfg through plain Go channels instead of
+// a bus: per subscriber a channel of cfg.Buffer events and a reader
+// goroutine, and a publisher that sends each event to the channel of every
+// subscriber whose pattern matches its topic (routes computed beforehand),
+// blocking while one is full, so nothing is lost. Pacing, the time stamp
+// (taken just before the first send, where the bus run takes it just before
+// Publish), the readers, the histograms and the figures are the bus run's
+// own code: the two runs differ only in what carries the events. -overflow,
+// -store and -async do not apply.
+func runBaseline(ctx context.Context, cfg config, w io.Writer) (Figures, error) {
+	topics := topicNames(cfg)
+	subs := newSubscribers(cfg, topics)
+	chans := make([]chan eventbus.Event, len(subs))
+	routes := make([][]chan<- eventbus.Event, len(topics))
+	for i, s := range subs {
+		chans[i] = make(chan eventbus.Event, cfg.Buffer)
+		s.c = chans[i]
+		for _, t := range s.topics {
+			routes[t] = append(routes[t], chans[i])
+		}
+	}
+	// Collect the bus run's garbage now rather than during the baseline.
+	runtime.GC()
+
+	clk := newClock()
+	waitReaders := startReaders(&clk, subs)
+	var published atomic.Uint64
+	stopProgress := startProgress(w, "busload: baseline", cfg, &clk, subs, &published, nil, nil)
+	defer stopProgress()
+
+	send := func(t int, e eventbus.Event) error {
+		for _, c := range routes[t] {
+			c <- e
+		}
+		return nil
+	}
+	perTopic := make([]uint64, len(topics))
+	pubErr := publish(ctx, cfg, &clk, topics, perTopic, &published, send)
+	elapsed := time.Duration(clk.now())
+	for _, c := range chans {
+		close(c)
+	}
+	waitReaders()
+	stopProgress()
+	if pubErr != nil {
+		return Figures{}, pubErr
+	}
+	return summarize(subs, perTopic, elapsed, published.Load()), nil
+}
+
 // publish runs the publisher until cfg.Duration has passed or ctx ends,
-// counting accepted events per topic and in total.
-func publish(ctx context.Context, cfg config, bus *eventbus.Bus, clk *clock, topics []string, perTopic []uint64, published *atomic.Uint64) error {
+// counting accepted events per topic and in total. send publishes event e
+// on topic index t; the event's ID carries the time taken just before.
+func publish(ctx context.Context, cfg config, clk *clock, topics []string, perTopic []uint64, published *atomic.Uint64,
+	send func(t int, e eventbus.Event) error) error {
 	body := payload(cfg.Payload)
 	events := make([]eventbus.Event, len(topics))
 	for i, topic := range topics {
 		events[i] = eventbus.Event{Type: eventbus.Custom("load"), Topic: topic, Payload: body, Source: "busload"}
-	}
-	// ctx only stops the loop between events: a Publish cut short by ctx
-	// could still deliver an event that would not be counted.
-	pctx := context.WithoutCancel(ctx)
-	pub := bus.Publish
-	if cfg.Async {
-		pub = bus.PublishAsync
 	}
 	end := int64(cfg.Duration)
 	var n uint64
@@ -377,7 +529,7 @@ func publish(ctx context.Context, cfg config, bus *eventbus.Bus, clk *clock, top
 		e := events[next]
 		at := clk.now()
 		e.ID = clk.stamp(at, n)
-		if err := pub(pctx, e); err != nil {
+		if err := send(next, e); err != nil {
 			return fmt.Errorf("busload: publish: %w", err)
 		}
 		perTopic[next]++
@@ -430,9 +582,11 @@ func publish(ctx context.Context, cfg config, bus *eventbus.Bus, clk *clock, top
 	}
 }
 
-// reportProgress writes a line every cfg.Progress until done is closed, and
-// calls at10 once with a heap sample when cfg.HeapAt has passed.
-func reportProgress(w io.Writer, cfg config, clk *clock, bus *eventbus.Bus, subs []*subscriber, published *atomic.Uint64, done <-chan struct{}, at10 func(inuse, live uint64)) {
+// reportProgress writes a line starting with label every cfg.Progress until
+// done is closed, and calls at10 (unless nil) once with a heap sample when
+// cfg.HeapAt has passed. dropped (nil: none) counts the events lost so far.
+func reportProgress(w io.Writer, label string, cfg config, clk *clock, subs []*subscriber, published *atomic.Uint64,
+	dropped func() uint64, done <-chan struct{}, at10 func(inuse, live uint64)) {
 	t := time.NewTicker(cfg.Progress)
 	defer t.Stop()
 	var prevPub, prevRecv uint64
@@ -453,14 +607,18 @@ func reportProgress(w io.Writer, cfg config, clk *clock, bus *eventbus.Bus, subs
 		}
 		pub := published.Load()
 		inuse, live := heapSample()
-		if !heapTaken && now >= int64(cfg.HeapAt) {
+		if at10 != nil && !heapTaken && now >= int64(cfg.HeapAt) {
 			heapTaken = true
 			at10(inuse, live)
 		}
+		var drops uint64
+		if dropped != nil {
+			drops = dropped()
+		}
 		secs := float64(now-prevAt) / 1e9
-		fmt.Fprintf(w, "busload: %5.1fs  published %8.0f/s  delivered %9.0f/s  p99 %-9v  dropped %d  heap %s\n",
-			float64(now)/1e9, float64(pub-prevPub)/secs, float64(recv-prevRecv)/secs,
-			m.quantile(0.99), bus.Stats().Dropped, mib(inuse))
+		fmt.Fprintf(w, "%s %5.1fs  published %8.0f/s  delivered %9.0f/s  p99 %-9v  dropped %d  heap %s\n",
+			label, float64(now)/1e9, float64(pub-prevPub)/secs, float64(recv-prevRecv)/secs,
+			m.quantile(0.99), drops, mib(inuse))
 		prevPub, prevRecv, prevAt = pub, recv, now
 	}
 }
@@ -480,14 +638,7 @@ func (r Report) writeText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "busload: %v at %s, %d subscribers (%s), %d topic(s), %d-byte payload, store %s, %s\n",
 		r.Elapsed.Round(time.Millisecond), rate, r.Subs, strings.Join(r.Patterns, ","), r.Topics, r.Payload, r.Store, mode)
-	fmt.Fprintf(w, "published     %d events, %.0f events/s\n", r.Published, r.PublishRate)
-	pct := 100.0
-	if r.Expected > 0 {
-		pct = 100 * float64(r.Delivered) / float64(r.Expected)
-	}
-	fmt.Fprintf(w, "delivered     %d of %d expected (%.2f%%), %.0f deliveries/s, drained %v after publishing\n",
-		r.Delivered, r.Expected, pct, r.DeliveryRate, r.Drain.Round(time.Microsecond))
-	fmt.Fprintf(w, "latency       p50 %v  p95 %v  p99 %v  max %v\n", r.LatencyP50, r.LatencyP95, r.LatencyP99, r.LatencyMax)
+	r.Figures.writeText(w, "")
 	fmt.Fprintf(w, "dropped       %d", r.Dropped)
 	for _, p := range r.Policies {
 		fmt.Fprintf(w, "  [%s: %d subs, %d dropped, %d of %d delivered, %d disconnected]",
@@ -501,4 +652,24 @@ func (r Report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "heap in use   at 10s %s, at end %s (live %s)\n", at10, mib(r.HeapInUseEnd), mib(r.HeapLiveEnd))
 	fmt.Fprintf(w, "allocations   %.1f B/event, %.2f allocs/event, %d GC cycles while publishing\n",
 		r.AllocBytesPerEvent, r.AllocsPerEvent, r.GCCycles)
+	if r.Baseline != nil {
+		fmt.Fprintln(w, "baseline      same load through plain channels (a buffered channel and a reader per subscriber, blocking sends)")
+		r.Baseline.writeText(w, "  ")
+	}
+	if b := r.BusOverBaseline; b != nil {
+		fmt.Fprintf(w, "bus/baseline  p50 %.2fx  p99 %.2fx  throughput %.2fx (deliveries/s)\n", b.P50, b.P99, b.Throughput)
+	}
+}
+
+// writeText prints the published, delivered and latency lines, their
+// labels indented by indent.
+func (f Figures) writeText(w io.Writer, indent string) {
+	fmt.Fprintf(w, "%-14s%d events, %.0f events/s\n", indent+"published", f.Published, f.PublishRate)
+	pct := 100.0
+	if f.Expected > 0 {
+		pct = 100 * float64(f.Delivered) / float64(f.Expected)
+	}
+	fmt.Fprintf(w, "%-14s%d of %d expected (%.2f%%), %.0f deliveries/s, drained %v after publishing\n",
+		indent+"delivered", f.Delivered, f.Expected, pct, f.DeliveryRate, f.Drain.Round(time.Microsecond))
+	fmt.Fprintf(w, "%-14sp50 %v  p95 %v  p99 %v  max %v\n", indent+"latency", f.LatencyP50, f.LatencyP95, f.LatencyP99, f.LatencyMax)
 }

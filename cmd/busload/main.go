@@ -33,6 +33,7 @@ type config struct {
 	Progress    time.Duration       // interval of progress lines; 0: none
 	HeapAt      time.Duration       // when to take the early heap sample
 	DrainWithin time.Duration       // how long shutdown may take after publishing
+	Baseline    bool                // then run the same load through plain channels
 }
 
 // defaultConfig returns the configuration the flags start from.
@@ -86,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (config, options, error) {
 	fs.StringVar(&cfg.Store, "store", cfg.Store, "none, memory or sqlite:PATH")
 	overflow := fs.String("overflow", "drop-oldest", "drop-oldest, drop-newest, block, disconnect or catch-up (a comma list is given to subscribers round-robin)")
 	fs.BoolVar(&cfg.Async, "async", false, "publish with PublishAsync instead of Publish")
+	fs.BoolVar(&cfg.Baseline, "baseline", false, "after the bus run, run the same load through plain buffered channels and compare")
 	fs.BoolVar(&opt.json, "json", false, "print the final report as one JSON object")
 	fs.StringVar(&opt.cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
 	if err := fs.Parse(args); err != nil {

@@ -88,6 +88,81 @@ func TestRun(t *testing.T) {
 	}
 }
 
+func TestRunBaseline(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*config)
+	}{
+		{name: "one topic", modify: func(*config) {}},
+		{
+			name: "topics and patterns",
+			modify: func(c *config) {
+				c.Topics = 4
+				c.Patterns = []string{"load.*", "load.1", "nomatch.*"}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := smallConfig()
+			cfg.Baseline = true
+			tt.modify(&cfg)
+			var progress bytes.Buffer
+			rep, err := run(t.Context(), cfg, &progress)
+			require.NoError(t, err)
+			requireSane(t, rep)
+			require.NotNil(t, rep.Baseline)
+			require.NotNil(t, rep.BusOverBaseline)
+
+			b := *rep.Baseline
+			assert.Equal(t, rep.Published, b.Published, "same paced load")
+			assert.Equal(t, rep.Expected, b.Expected, "same routes")
+			assert.Equal(t, b.Expected, b.Delivered, "the baseline is lossless")
+			assert.Positive(t, b.LatencyP50)
+			assert.LessOrEqual(t, b.LatencyP50, b.LatencyP95)
+			assert.LessOrEqual(t, b.LatencyP95, b.LatencyP99)
+			assert.LessOrEqual(t, b.LatencyP99, b.LatencyMax)
+			assert.Positive(t, b.PublishRate)
+			assert.Positive(t, b.DeliveryRate)
+			assert.InEpsilon(t, float64(rep.LatencyP99)/float64(b.LatencyP99), rep.BusOverBaseline.P99, 1e-9)
+			assert.InEpsilon(t, float64(rep.LatencyP50)/float64(b.LatencyP50), rep.BusOverBaseline.P50, 1e-9)
+			assert.InEpsilon(t, rep.DeliveryRate/b.DeliveryRate, rep.BusOverBaseline.Throughput, 1e-9)
+			assert.Contains(t, progress.String(), "busload: baseline")
+
+			var text bytes.Buffer
+			rep.writeText(&text)
+			assert.Contains(t, text.String(), "baseline      same load")
+			assert.Contains(t, text.String(), "bus/baseline  p50 ")
+
+			js, err := json.Marshal(rep)
+			require.NoError(t, err)
+			var fields map[string]json.RawMessage
+			require.NoError(t, json.Unmarshal(js, &fields))
+			assert.Contains(t, fields, "latency_p99_ns", "the bus's figures stay at the top level")
+			var base map[string]any
+			require.NoError(t, json.Unmarshal(fields["baseline"], &base))
+			for _, k := range []string{"delivered", "delivered_per_sec", "latency_p50_ns", "latency_p95_ns", "latency_p99_ns", "latency_max_ns"} {
+				assert.Contains(t, base, k)
+			}
+			assert.Contains(t, string(fields["bus_over_baseline"]), `"p99":`)
+		})
+	}
+}
+
+func TestRunWithoutBaseline(t *testing.T) {
+	cfg := smallConfig()
+	cfg.Duration = 200 * time.Millisecond
+	rep, err := run(t.Context(), cfg, io.Discard)
+	require.NoError(t, err)
+	assert.Nil(t, rep.Baseline)
+	js, err := json.Marshal(rep)
+	require.NoError(t, err)
+	assert.NotContains(t, string(js), "baseline")
+	var text bytes.Buffer
+	rep.writeText(&text)
+	assert.NotContains(t, text.String(), "baseline")
+}
+
 func TestRunSQLite(t *testing.T) {
 	cfg := smallConfig()
 	cfg.Duration = 500 * time.Millisecond
@@ -197,13 +272,14 @@ func TestParseFlags(t *testing.T) {
 				assert.Equal(t, "none", c.Store)
 				assert.Equal(t, []eventbus.Overflow{eventbus.DropOldest}, c.Overflow)
 				assert.False(t, c.Async)
+				assert.False(t, c.Baseline)
 				assert.False(t, o.json)
 			},
 		},
 		{
 			name: "everything",
 			args: []string{"-rate", "0", "-subs", "3", "-patterns", "t.*, t.1", "-topics", "5", "-duration", "2s",
-				"-payload", "10", "-store", "sqlite:/tmp/x.db", "-overflow", "block,catch-up", "-async", "-json"},
+				"-payload", "10", "-store", "sqlite:/tmp/x.db", "-overflow", "block,catch-up", "-async", "-baseline", "-json"},
 			check: func(t *testing.T, c config, o options) {
 				assert.Equal(t, 0, c.Rate)
 				assert.Equal(t, []string{"t.*", "t.1"}, c.Patterns)
@@ -212,6 +288,7 @@ func TestParseFlags(t *testing.T) {
 				assert.Equal(t, "sqlite:/tmp/x.db", c.Store)
 				assert.Equal(t, []eventbus.Overflow{eventbus.Block, eventbus.CatchUp}, c.Overflow)
 				assert.True(t, c.Async)
+				assert.True(t, c.Baseline)
 				assert.True(t, o.json)
 			},
 		},
