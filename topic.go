@@ -261,6 +261,10 @@ type routeCache struct {
 	entries map[string][]*Subscription
 	off     bool // testing: route without the cache
 	scratch []*Subscription
+	// The last topic routed and its result: runs of events on one topic
+	// skip the map lookup.
+	lastTopic string
+	lastSubs  []*Subscription
 }
 
 // route returns the subscriptions an event on topic reaches under rt. The
@@ -273,10 +277,22 @@ func (c *routeCache) route(rt *routeTable, topic string) []*Subscription {
 	if c.table != rt {
 		c.table = rt
 		clear(c.entries)
+		c.lastTopic, c.lastSubs = "", nil
 	}
-	if subs, ok := c.entries[topic]; ok {
-		return subs
+	if topic == c.lastTopic && c.lastTopic != "" {
+		return c.lastSubs
 	}
+	subs, ok := c.entries[topic]
+	if !ok {
+		subs = c.fill(rt, topic)
+	}
+	c.lastTopic, c.lastSubs = topic, subs
+	return subs
+}
+
+// fill computes and caches the route of topic, evicting at random when the
+// cache is full.
+func (c *routeCache) fill(rt *routeTable, topic string) []*Subscription {
 	if c.entries == nil {
 		c.entries = make(map[string][]*Subscription)
 	}
