@@ -808,7 +808,9 @@ func (b *Bus) Stats() Stats {
 // handler contexts are cancelled (cause ErrClosed), events left in handler
 // mailboxes are dropped, a Block policy stops waiting, and the rest of the
 // shutdown finishes in the background (a later Close waits for it).
-// Shutdown is safe to call more than once and from several goroutines.
+// Shutdown is safe to call more than once and from several goroutines. A
+// handler that calls it waits for itself: give it a ctx with a deadline,
+// or call it from another goroutine.
 func (b *Bus) Shutdown(ctx context.Context) error {
 	b.shutOnce.Do(func() {
 		// No new subscriptions first, so every one that exists is in
