@@ -623,6 +623,36 @@ func TestCatchUp(t *testing.T) {
 	assert.Empty(t, pending(slow))
 }
 
+func TestHandleCatchUp(t *testing.T) {
+	// A handler that stalls under CatchUp gets every event, in order, from
+	// the store and then live, through the handler's own mailbox.
+	ctx := t.Context()
+	b := newBus(t)
+	release := make(chan struct{})
+	got := make(chan uint64, 200)
+	sub, err := b.Handle(ctx, "job.*", func(ctx context.Context, e eventbus.Event) error {
+		<-release
+		got <- e.Seq
+		return nil
+	}, eventbus.WithBuffer(2), eventbus.WithOverflow(eventbus.CatchUp))
+	require.NoError(t, err)
+	for range 100 {
+		require.NoError(t, b.Publish(ctx, ev("job.x")))
+	}
+	assert.True(t, sub.Stats().Lagging)
+	close(release)
+	require.NoError(t, b.Publish(ctx, ev("job.live"))) // store or live, in order either way
+	for want := uint64(1); want <= 101; want++ {
+		select {
+		case seq := <-got:
+			require.Equal(t, want, seq)
+		case <-time.After(wait):
+			t.Fatalf("handler stopped at %d", want-1)
+		}
+	}
+	assert.Zero(t, sub.Stats().Dropped)
+}
+
 func TestCatchUpPastRetention(t *testing.T) {
 	// The store keeps 100 events; the subscriber falls 1,000 behind. What
 	// left the store before it caught up is counted as dropped and
