@@ -1,6 +1,7 @@
 package eventbus_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -229,41 +230,49 @@ func TestReplayProperty(t *testing.T) {
 		pattern := rapid.SampledFrom(propPatterns).Draw(t, "pattern")
 		buffer := rapid.IntRange(1, 64).Draw(t, "buffer")
 		policy := rapid.SampledFrom([]eventbus.Overflow{eventbus.Block, eventbus.CatchUp}).Draw(t, "policy")
-		b, err := eventbus.New(eventbus.WithStore(eventbus.NewMemoryStore(eventbus.WithMaxEvents(0))))
-		require.NoError(t, err)
-		defer func() { require.NoError(t, b.Close()) }()
-
-		topicOf := func(i int) string { return propTopics[i%len(propTopics)] }
-		var want []uint64
-		for i := range before + during {
-			seq := uint64(i + 1)
-			if seq >= from && eventbus.Match(pattern, topicOf(i)) {
-				want = append(want, seq)
-			}
-		}
-		for i := range before {
-			require.NoError(t, b.PublishAsync(t.Context(), ev(topicOf(i))))
-		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for i := before; i < before+during; i++ {
-				if err := b.PublishAsync(t.Context(), ev(topicOf(i))); err != nil {
-					panic(err)
-				}
-			}
-		}()
-		sub, err := b.Subscribe(t.Context(), pattern, eventbus.FromSeq(from), eventbus.WithBuffer(buffer), eventbus.WithOverflow(policy))
-		require.NoError(t, err)
-		// Read while the publishers run: under Block they wait for us.
-		got := recvN(t, sub, len(want), 10*time.Second)
-		<-done
-		require.NoError(t, b.Flush(t.Context()))
-		require.Equal(t, nilIfEmpty(want), nilIfEmpty(seqs(got)), "no gap")
-		require.NoError(t, sub.Close())
-		require.Empty(t, pending(sub), "no duplicate")
-		require.Zero(t, sub.Stats().Dropped)
+		checkReplay(t, before, during, from, pattern, buffer, policy)
 	})
+}
+
+// checkReplay publishes before events, then subscribes with FromSeq(from)
+// while during more are published, and checks the subscription gets every
+// matching event from the cursor on, once, in order, losing nothing.
+func checkReplay(t ctxTB, before, during int, from uint64, pattern string, buffer int, policy eventbus.Overflow) {
+	t.Helper()
+	b, err := eventbus.New(eventbus.WithStore(eventbus.NewMemoryStore(eventbus.WithMaxEvents(0))))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+
+	topicOf := func(i int) string { return propTopics[i%len(propTopics)] }
+	var want []uint64
+	for i := range before + during {
+		seq := uint64(i + 1)
+		if seq >= from && eventbus.Match(pattern, topicOf(i)) {
+			want = append(want, seq)
+		}
+	}
+	for i := range before {
+		require.NoError(t, b.PublishAsync(t.Context(), ev(topicOf(i))))
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := before; i < before+during; i++ {
+			if err := b.PublishAsync(t.Context(), ev(topicOf(i))); err != nil {
+				panic(err)
+			}
+		}
+	}()
+	sub, err := b.Subscribe(t.Context(), pattern, eventbus.FromSeq(from), eventbus.WithBuffer(buffer), eventbus.WithOverflow(policy))
+	require.NoError(t, err)
+	// Read while the publishers run: under Block they wait for us.
+	got := recvN(t, sub, len(want), 10*time.Second)
+	<-done
+	require.NoError(t, b.Flush(t.Context()))
+	require.Equal(t, nilIfEmpty(want), nilIfEmpty(seqs(got)), "no gap")
+	require.NoError(t, sub.Close())
+	require.Empty(t, pending(sub), "no duplicate")
+	require.Zero(t, sub.Stats().Dropped)
 }
 
 // TestCatchUpProperty stalls a CatchUp subscriber for a random number of
@@ -273,33 +282,61 @@ func TestCatchUpProperty(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		buffer := rapid.IntRange(1, 32).Draw(t, "buffer")
 		bursts := rapid.SliceOfN(rapid.IntRange(1, 400), 1, 5).Draw(t, "bursts")
-		b, err := eventbus.New(eventbus.WithStore(eventbus.NewMemoryStore(eventbus.WithMaxEvents(0))))
-		require.NoError(t, err)
-		defer func() { require.NoError(t, b.Close()) }()
-		sub, err := b.Subscribe(t.Context(), "*", eventbus.WithBuffer(buffer), eventbus.WithOverflow(eventbus.CatchUp))
-		require.NoError(t, err)
-		var next uint64 = 1
-		for _, n := range bursts {
-			for range n {
-				require.NoError(t, b.PublishAsync(t.Context(), ev("a")))
-			}
-			// Read half of the burst, so the subscriber is sometimes behind.
-			for _, e := range recvN(t, sub, n/2, 10*time.Second) {
-				require.Equal(t, next, e.Seq)
-				next++
-			}
+		checkCatchUp(t, buffer, bursts)
+	})
+}
+
+// checkCatchUp publishes bursts to a CatchUp subscription that reads half
+// of each burst, then all the rest: it must get every event once, in order,
+// with nothing counted as dropped.
+func checkCatchUp(t ctxTB, buffer int, bursts []int) {
+	t.Helper()
+	b, err := eventbus.New(eventbus.WithStore(eventbus.NewMemoryStore(eventbus.WithMaxEvents(0))))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	sub, err := b.Subscribe(t.Context(), "*", eventbus.WithBuffer(buffer), eventbus.WithOverflow(eventbus.CatchUp))
+	require.NoError(t, err)
+	var next uint64 = 1
+	for _, n := range bursts {
+		for range n {
+			require.NoError(t, b.PublishAsync(t.Context(), ev("a")))
 		}
-		total := uint64(0)
-		for _, n := range bursts {
-			total += uint64(n)
-		}
-		for _, e := range recvN(t, sub, int(total-next+1), 10*time.Second) {
+		// Read half of the burst, so the subscriber is sometimes behind.
+		for _, e := range recvN(t, sub, n/2, 10*time.Second) {
 			require.Equal(t, next, e.Seq)
 			next++
 		}
-		require.NoError(t, b.Flush(t.Context()))
-		assert.Zero(t, sub.Stats().Dropped)
+	}
+	total := uint64(0)
+	for _, n := range bursts {
+		total += uint64(n)
+	}
+	for _, e := range recvN(t, sub, int(total-next+1), 10*time.Second) {
+		require.Equal(t, next, e.Seq)
+		next++
+	}
+	require.NoError(t, b.Flush(t.Context()))
+	assert.Zero(t, sub.Stats().Dropped)
+}
+
+// TestLagRegressions holds the shrunk failures the properties above found,
+// as named cases.
+func TestLagRegressions(t *testing.T) {
+	t.Run("catch-up: the event that starts the lag is owed, not lost", func(t *testing.T) {
+		checkCatchUp(t, 25, []int{2, 373})
 	})
+	t.Run("replay: events at or below the cursor are not owed", func(t *testing.T) {
+		checkReplay(t, 1, 11, 6, "a.?", 10, eventbus.Block)
+	})
+	t.Run("replay under DropOldest-sized buffer with Block", func(t *testing.T) {
+		checkReplay(t, 1, 366, 6, "b.*.c", 28, eventbus.Block)
+	})
+}
+
+// ctxTB is what the property bodies need of a *testing.T or a *rapid.T.
+type ctxTB interface {
+	tb
+	Context() context.Context
 }
 
 // TestNoLossUnderLoad: 100 subscribers each receive all 10,000 events, in
