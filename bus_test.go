@@ -120,25 +120,19 @@ func TestPublishInvalid(t *testing.T) {
 }
 
 func TestPublishDelivers(t *testing.T) {
-	for _, cache := range []bool{true, false} {
-		t.Run(fmt.Sprintf("cache=%v", cache), func(t *testing.T) {
-			var opts []eventbus.Option
-			if !cache {
-				opts = append(opts, eventbus.WithoutRouteCache())
-			}
-			b := newBus(t, opts...)
-			sub, err := b.Subscribe(t.Context(), "worker.*")
-			require.NoError(t, err)
-			for i := range 3 {
-				require.NoError(t, b.Publish(t.Context(), evp("worker.task", i)))
-				// Publish returned: the event is in the mailbox already.
-				got := pending(sub)
-				require.Len(t, got, 1)
-				assert.Equal(t, uint64(i+1), got[0].Seq)
-				assert.JSONEq(t, fmt.Sprint(i), string(got[0].Payload))
-			}
-		})
-	}
+	eachRouteCache(t, func(t *testing.T, opts ...eventbus.Option) {
+		b := newBus(t, opts...)
+		sub, err := b.Subscribe(t.Context(), "worker.*")
+		require.NoError(t, err)
+		for i := range 3 {
+			require.NoError(t, b.Publish(t.Context(), evp("worker.task", i)))
+			// Publish returned: the event is in the mailbox already.
+			got := pending(sub)
+			require.Len(t, got, 1)
+			assert.Equal(t, uint64(i+1), got[0].Seq)
+			assert.JSONEq(t, fmt.Sprint(i), string(got[0].Payload))
+		}
+	})
 }
 
 func TestPublishStampsEvent(t *testing.T) {
@@ -315,35 +309,29 @@ func TestWildcardRouting(t *testing.T) {
 		{"chat.room?", []string{"chat.room1"}},
 		{"nobody.*", nil},
 	}
-	for _, cache := range []bool{true, false} {
-		t.Run(fmt.Sprintf("cache=%v", cache), func(t *testing.T) {
-			var opts []eventbus.Option
-			if !cache {
-				opts = append(opts, eventbus.WithoutRouteCache())
+	eachRouteCache(t, func(t *testing.T, opts ...eventbus.Option) {
+		b := newBus(t, opts...)
+		subs := make([]*eventbus.Subscription, len(tests))
+		for i, tt := range tests {
+			var err error
+			subs[i], err = b.Subscribe(t.Context(), tt.pattern)
+			require.NoError(t, err)
+		}
+		// Twice, so the second round is served from the cache.
+		for round := range 2 {
+			for _, topic := range published {
+				require.NoError(t, b.Publish(t.Context(), ev(topic)))
 			}
-			b := newBus(t, opts...)
-			subs := make([]*eventbus.Subscription, len(tests))
 			for i, tt := range tests {
-				var err error
-				subs[i], err = b.Subscribe(t.Context(), tt.pattern)
-				require.NoError(t, err)
-			}
-			// Twice, so the second round is served from the cache.
-			for round := range 2 {
-				for _, topic := range published {
-					require.NoError(t, b.Publish(t.Context(), ev(topic)))
+				got := topics(pending(subs[i]))
+				if len(tt.want) == 0 {
+					assert.Empty(t, got, "round %d pattern %q", round, tt.pattern)
+					continue
 				}
-				for i, tt := range tests {
-					got := topics(pending(subs[i]))
-					if len(tt.want) == 0 {
-						assert.Empty(t, got, "round %d pattern %q", round, tt.pattern)
-						continue
-					}
-					assert.Equal(t, tt.want, got, "round %d pattern %q", round, tt.pattern)
-				}
+				assert.Equal(t, tt.want, got, "round %d pattern %q", round, tt.pattern)
 			}
-		})
-	}
+		}
+	})
 }
 
 func TestRouteCacheBounded(t *testing.T) {
@@ -357,40 +345,38 @@ func TestRouteCacheBounded(t *testing.T) {
 	}
 	require.NoError(t, b.Publish(t.Context(), ev("flood.x")))
 	assert.Equal(t, []string{"flood.x"}, topics(pending(sub)))
+	require.NoError(t, b.Flush(t.Context()))
+	n := eventbus.RouteCacheLen(b)
+	assert.LessOrEqual(t, n, eventbus.MaxRouteCache, "the cache stays bounded")
+	assert.Positive(t, n, "the cache is in use")
 }
 
 func TestAddRemove(t *testing.T) {
-	for _, cache := range []bool{true, false} {
-		t.Run(fmt.Sprintf("cache=%v", cache), func(t *testing.T) {
-			var opts []eventbus.Option
-			if !cache {
-				opts = append(opts, eventbus.WithoutRouteCache())
-			}
-			b := newBus(t, opts...)
-			ctx := t.Context()
-			sub, err := b.Subscribe(ctx, "worker.*")
-			require.NoError(t, err)
-			require.NoError(t, sub.Add("*.complete"))
-			require.NoError(t, sub.Add("worker.task.complete"))
-			require.NoError(t, sub.Add("*.complete"), "adding twice is a no-op")
-			assert.Equal(t, []string{"worker.*", "*.complete", "worker.task.complete"}, sub.Patterns())
+	eachRouteCache(t, func(t *testing.T, opts ...eventbus.Option) {
+		b := newBus(t, opts...)
+		ctx := t.Context()
+		sub, err := b.Subscribe(ctx, "worker.*")
+		require.NoError(t, err)
+		require.NoError(t, sub.Add("*.complete"))
+		require.NoError(t, sub.Add("worker.task.complete"))
+		require.NoError(t, sub.Add("*.complete"), "adding twice is a no-op")
+		assert.Equal(t, []string{"worker.*", "*.complete", "worker.task.complete"}, sub.Patterns())
 
-			require.NoError(t, b.Publish(ctx, ev("worker.task.complete"))) // matches all three: once
-			require.NoError(t, b.Publish(ctx, ev("chat.complete")))
-			assert.Equal(t, []string{"worker.task.complete", "chat.complete"}, topics(pending(sub)))
+		require.NoError(t, b.Publish(ctx, ev("worker.task.complete"))) // matches all three: once
+		require.NoError(t, b.Publish(ctx, ev("chat.complete")))
+		assert.Equal(t, []string{"worker.task.complete", "chat.complete"}, topics(pending(sub)))
 
-			require.NoError(t, sub.Remove("worker.*"))
-			require.ErrorIs(t, sub.Remove("worker.*"), eventbus.ErrInvalidPattern)
-			require.ErrorIs(t, sub.Add("a..b"), eventbus.ErrInvalidPattern)
-			require.NoError(t, b.Publish(ctx, ev("worker.task")))
-			require.NoError(t, b.Publish(ctx, ev("worker.task.complete")))
-			assert.Equal(t, []string{"worker.task.complete"}, topics(pending(sub)))
+		require.NoError(t, sub.Remove("worker.*"))
+		require.ErrorIs(t, sub.Remove("worker.*"), eventbus.ErrInvalidPattern)
+		require.ErrorIs(t, sub.Add("a..b"), eventbus.ErrInvalidPattern)
+		require.NoError(t, b.Publish(ctx, ev("worker.task")))
+		require.NoError(t, b.Publish(ctx, ev("worker.task.complete")))
+		assert.Equal(t, []string{"worker.task.complete"}, topics(pending(sub)))
 
-			require.NoError(t, sub.Close())
-			require.ErrorIs(t, sub.Add("x"), eventbus.ErrClosed)
-			require.ErrorIs(t, sub.Remove("*.complete"), eventbus.ErrClosed)
-		})
-	}
+		require.NoError(t, sub.Close())
+		require.ErrorIs(t, sub.Add("x"), eventbus.ErrClosed)
+		require.ErrorIs(t, sub.Remove("*.complete"), eventbus.ErrClosed)
+	})
 }
 
 func TestWithPatterns(t *testing.T) {

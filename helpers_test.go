@@ -20,6 +20,13 @@ type tb interface {
 	Helper()
 }
 
+// eachRouteCache runs f as two subtests, with the route cache on and off;
+// opts holds the option that turns it off.
+func eachRouteCache(t *testing.T, f func(t *testing.T, opts ...eventbus.Option)) {
+	t.Run("cache=on", func(t *testing.T) { f(t) })
+	t.Run("cache=off", func(t *testing.T) { f(t, eventbus.WithoutRouteCache()) })
+}
+
 // newBus starts a bus that the test closes when it ends.
 func newBus(t testing.TB, opts ...eventbus.Option) *eventbus.Bus {
 	t.Helper()

@@ -131,21 +131,15 @@ func (m *busMachine) Check(t *rapid.T) {
 }
 
 func TestBusModel(t *testing.T) {
-	for _, cache := range []bool{true, false} {
-		t.Run(fmt.Sprintf("cache=%v", cache), func(t *testing.T) {
-			rapid.Check(t, func(t *rapid.T) {
-				opts := []eventbus.Option{eventbus.WithStore(nil)}
-				if !cache {
-					opts = append(opts, eventbus.WithoutRouteCache())
-				}
-				b, err := eventbus.New(opts...)
-				require.NoError(t, err)
-				defer func() { require.NoError(t, b.Close()) }()
-				m := &busMachine{t: t, bus: b}
-				t.Repeat(rapid.StateMachineActions(m))
-			})
+	eachRouteCache(t, func(t *testing.T, opts ...eventbus.Option) {
+		rapid.Check(t, func(t *rapid.T) {
+			b, err := eventbus.New(append(opts, eventbus.WithStore(nil))...)
+			require.NoError(t, err)
+			defer func() { require.NoError(t, b.Close()) }()
+			m := &busMachine{t: t, bus: b}
+			t.Repeat(rapid.StateMachineActions(m))
 		})
-	}
+	})
 }
 
 // TestOrderingProperty publishes from several goroutines at once to
