@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/oklog/ulid/v2"
 )
 
 // Bus is an in-process event bus. One goroutine, the loop, owns ordering:
@@ -47,6 +49,7 @@ type Bus struct {
 	// Owned by the loop.
 	seq       uint64 // last Seq assigned
 	processed uint64 // last Seq fanned out
+	stored    uint64 // highest Seq appended to the store
 	cache     routeCache
 	tail      tail
 	toStore   []Event
@@ -94,7 +97,7 @@ func New(opts ...Option) (*Bus, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: reading LastSeq: %w", ErrPersist, err)
 		}
-		b.seq, b.processed = last, last
+		b.seq, b.processed, b.stored = last, last, last
 		b.tail.init(tailSize, last)
 	}
 	b.routes.Store(emptyRoutes)
@@ -135,15 +138,16 @@ func (b *Bus) PublishAsync(ctx context.Context, e Event, opts ...PublishOption) 
 	return err
 }
 
-// publish stamps, checks and enqueues e; when sync is set it waits for the
-// loop and returns the Seq assigned. checked says e comes from NewEvent,
-// which validated it already.
+// publish checks and enqueues e; when sync is set it waits for the loop
+// and returns the Seq assigned. checked says e comes from NewEvent, which
+// validated it already. The publisher reads no clock: the loop stamps a
+// zero ID and Timestamp when it takes the event, with one clock read per
+// batch.
 func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, sync, checked bool) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	now := time.Now()
-	if err := b.prepare(e, now, checked); err != nil {
+	if err := b.prepare(e, checked); err != nil {
 		return 0, err
 	}
 	if b.cfg.authorizer != nil {
@@ -156,7 +160,7 @@ func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, sync,
 	if len(opts) > 0 {
 		pc = applyPublishOptions(opts)
 	}
-	it := item{e: *e, at: int64(now.Sub(b.epoch)), persist: b.shouldPersist(e.Topic, pc)}
+	it := item{e: *e, persist: b.shouldPersist(e.Topic, pc)}
 	if sync {
 		it.w = b.waiters.Get().(*waiter)
 	}
@@ -191,9 +195,9 @@ func applyPublishOptions(opts []PublishOption) pubConfig {
 	return pc
 }
 
-// prepare validates e (unless checked) and fills its ID, Timestamp and nil
-// Payload.
-func (b *Bus) prepare(e *Event, now time.Time, checked bool) error {
+// prepare validates e (unless checked), fills a nil Payload and puts a
+// set Timestamp in UTC.
+func (b *Bus) prepare(e *Event, checked bool) error {
 	if !checked {
 		if err := e.Validate(); err != nil {
 			return err
@@ -202,12 +206,7 @@ func (b *Bus) prepare(e *Event, now time.Time, checked bool) error {
 	if e.Payload == nil {
 		e.Payload = nullJSON
 	}
-	if e.ID.IsZero() {
-		e.ID = newID(now)
-	}
-	if e.Timestamp.IsZero() {
-		e.Timestamp = now.UTC()
-	} else {
+	if !e.Timestamp.IsZero() {
 		e.Timestamp = e.Timestamp.UTC()
 	}
 	return nil
@@ -295,17 +294,40 @@ func (b *Bus) loop() {
 func (b *Bus) process(items []item) {
 	b.toStore = b.toStore[:0]
 	accepted := 0
+	var (
+		stamp time.Time // the batch's acceptance time
+		ms    uint64    // its ULID timestamp
+		at    int64     // its b.clock()
+		ids   *idSource // locked while the batch takes IDs
+	)
 	for i := range items {
 		it := &items[i]
 		if it.ctl != nil {
 			continue
 		}
+		if accepted == 0 {
+			stamp = time.Now()
+			ms, at = ulid.Timestamp(stamp), int64(stamp.Sub(b.epoch))
+			stamp = stamp.UTC()
+		}
 		accepted++
 		b.seq++
-		it.e.Seq = b.seq
+		it.e.Seq, it.at = b.seq, at
+		if it.e.ID.IsZero() {
+			if ids == nil {
+				ids = lockIDs()
+			}
+			it.e.ID = ids.next(ms)
+		}
+		if it.e.Timestamp.IsZero() {
+			it.e.Timestamp = stamp
+		}
 		if it.persist {
 			b.toStore = append(b.toStore, it.e)
 		}
+	}
+	if ids != nil {
+		ids.unlock()
 	}
 	b.published.Add(uint64(accepted))
 	var perr error
@@ -314,6 +336,7 @@ func (b *Bus) process(items []item) {
 			perr = fmt.Errorf("%w: %w", ErrPersist, err)
 		} else {
 			b.persisted.Add(uint64(len(b.toStore)))
+			b.stored = b.toStore[len(b.toStore)-1].Seq
 		}
 		clear(b.toStore)
 	}
@@ -519,7 +542,9 @@ func (b *Bus) handover1(s *Subscription, cursor, caught uint64) handoverReply {
 	if s.ended {
 		return handoverReply{ended: true}
 	}
-	if cursor < b.processed {
+	// Only stored events are owed to a lagging subscription: when none
+	// came after cursor, it goes live whatever the tail holds.
+	if cursor < b.processed && cursor < b.stored {
 		if !b.tail.covers(cursor + 1) {
 			return handoverReply{cursor: cursor}
 		}

@@ -693,6 +693,30 @@ func TestCatchUpStoreFailure(t *testing.T) {
 	require.NoError(t, store.Close())
 }
 
+// TestReplayPastUnstoredTail: a replay whose store read ends before a
+// run of unpersisted events longer than the loop's tail goes live at once,
+// rather than asking the loop again and again while nothing new is stored.
+func TestReplayPastUnstoredTail(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		b, err := eventbus.New()
+		require.NoError(t, err)
+		defer b.Close()
+		require.NoError(t, b.Publish(ctx, ev("u.stored")))
+		for range 2000 { // more than the tail holds
+			require.NoError(t, b.PublishAsync(ctx, ev("u.memory"), eventbus.WithoutPersist()))
+		}
+		require.NoError(t, b.Flush(ctx))
+		sub, err := b.Subscribe(ctx, "u.*", eventbus.FromSeq(1))
+		require.NoError(t, err)
+		assert.Equal(t, "u.stored", recvWithin(t, sub, wait).Topic)
+		synctest.Wait() // the catch-up goroutine has finished or sleeps
+		require.False(t, sub.Stats().Lagging, "stuck catching up")
+		require.NoError(t, b.Publish(ctx, ev("u.live"), eventbus.WithoutPersist()))
+		assert.Equal(t, "u.live", recvWithin(t, sub, wait).Topic)
+	})
+}
+
 func TestReplay(t *testing.T) {
 	ctx := t.Context()
 	b := newBus(t)
