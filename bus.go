@@ -113,8 +113,9 @@ func (b *Bus) clock() int64 { return int64(time.Since(b.epoch)) }
 // Publish validates e, waits (bounded by ctx) for room in the bus mailbox,
 // and returns once the bus has persisted it (when it is to be persisted)
 // and handed it to every matching subscription under that subscription's
-// overflow policy. A zero ID and a zero Timestamp are filled in; Seq is
-// assigned by the bus.
+// overflow policy. Seq is assigned by the bus goroutine when it takes the
+// event from the mailbox; a zero ID and a zero Timestamp are filled in then
+// too, so bus-made IDs follow Seq order.
 //
 // After Publish returns nil, every subscription that existed before the
 // call has the event in its mailbox or counted it as dropped. If the store

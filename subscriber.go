@@ -93,7 +93,7 @@ type Subscription struct {
 	delivered  atomic.Uint64
 	dropped    atomic.Uint64
 	isLagging  atomic.Bool
-	latency    histogram // acceptance to mailbox (Subscribe) or to handler start (Handle)
+	latency    histogram // taken by the loop to mailbox (Subscribe) or to handler start (Handle)
 	runtimeHst histogram // handler run time (Handle)
 }
 
@@ -201,9 +201,10 @@ type SubscriptionStats struct {
 	Pending   int    // events waiting in the mailbox
 	Lagging   bool   // catching up from the store (CatchUp, FromSeq, Since)
 
-	// Delivery latency, from acceptance by the bus to the event entering
-	// the mailbox (Subscribe) or the handler starting (Handle), as the
-	// upper bounds of power-of-two buckets.
+	// Delivery latency, from the bus goroutine taking the event (when it
+	// gets its Seq) to the event entering the mailbox (Subscribe) or the
+	// handler starting (Handle), as the upper bounds of power-of-two
+	// buckets.
 	LatencyP50, LatencyP99, LatencyMax time.Duration
 	// Handler run time (Handle only), likewise.
 	HandlerP50, HandlerP99, HandlerMax time.Duration
