@@ -161,13 +161,13 @@ func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, sync,
 	if len(opts) > 0 {
 		pc = applyPublishOptions(opts)
 	}
-	it := item{e: *e, persist: b.shouldPersist(e.Topic, pc)}
+	var w *waiter
 	if sync {
-		it.w = b.waiters.Get().(*waiter)
+		w = b.waiters.Get().(*waiter)
 	}
-	if err := b.in.put(ctx, &it); err != nil {
-		if it.w != nil {
-			b.waiters.Put(it.w)
+	if err := b.in.put(ctx, e, b.shouldPersist(e.Topic, pc), w); err != nil {
+		if w != nil {
+			b.waiters.Put(w)
 		}
 		return 0, err
 	}
@@ -175,9 +175,9 @@ func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, sync,
 		return 0, nil
 	}
 	select {
-	case err := <-it.w.ch:
-		seq := it.w.seq
-		b.waiters.Put(it.w)
+	case err := <-w.ch:
+		seq := w.seq
+		b.waiters.Put(w)
 		return seq, err
 	case <-ctx.Done():
 		return 0, ctx.Err()

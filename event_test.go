@@ -79,6 +79,30 @@ func TestNewEventIDsSortInCreationOrder(t *testing.T) {
 	}
 }
 
+// TestBusIDsFollowSeq: IDs the bus fills in come from the same monotonic
+// source as NewEvent's, in Seq order, and a set ID is kept.
+func TestBusIDsFollowSeq(t *testing.T) {
+	ctx := t.Context()
+	b := newBus(t)
+	sub, err := b.Subscribe(ctx, "ids.*", eventbus.WithBuffer(3000))
+	require.NoError(t, err)
+	first, err := eventbus.NewEvent(eventbus.SystemHeartbeat, "ids.made", nil, "")
+	require.NoError(t, err)
+	require.NoError(t, b.PublishAsync(ctx, first))
+	for range 2000 {
+		require.NoError(t, b.PublishAsync(ctx, ev("ids.zero")))
+	}
+	require.NoError(t, b.Flush(ctx))
+	got := pending(sub)
+	require.Len(t, got, 2001)
+	assert.Equal(t, first.ID, got[0].ID, "a set ID is kept")
+	for i := 1; i < len(got); i++ {
+		require.Negative(t, got[i-1].ID.Compare(got[i].ID), "event %d", i)
+		require.False(t, got[i].Timestamp.IsZero())
+		require.Equal(t, time.UTC, got[i].Timestamp.Location())
+	}
+}
+
 func TestEventValidate(t *testing.T) {
 	tests := []struct {
 		name string

@@ -10,11 +10,12 @@ import (
 
 // idSource is a monotonic ULID source: within a millisecond the 80-bit
 // entropy counts up from a random start, so IDs made in one goroutine sort
-// in creation order. Unlike ulid.Make it allocates nothing.
+// in creation order. Unlike ulid.Make it allocates nothing. It keeps the
+// last ID made and counts it up in place.
 type idSource struct {
-	mu      sync.Mutex
-	ms      uint64
-	entropy [10]byte
+	mu   sync.Mutex
+	ms   uint64    // the time part of last
+	last ulid.ULID // 6 bytes of time, 10 of entropy
 }
 
 // ids is the process's one source, shared by NewEvent and every bus.
@@ -39,18 +40,18 @@ func (s *idSource) unlock() { s.mu.Unlock() }
 
 // next returns the next ULID at or after millisecond ms. s must be locked.
 func (s *idSource) next(ms uint64) ulid.ULID {
-	if ms > s.ms {
+	switch {
+	case ms > s.ms:
 		s.ms = ms
-		_, _ = rand.Read(s.entropy[:]) // never fails (crypto/rand.Read doc)
-	} else if incr(s.entropy[:]) {
+		_ = s.last.SetTime(ms)
+		_, _ = rand.Read(s.last[6:]) // never fails (crypto/rand.Read doc)
+	case incr(s.last[6:]):
 		// The counter wrapped, which takes 2^80 IDs: move to the next
 		// millisecond rather than repeat one.
 		s.ms++
+		_ = s.last.SetTime(s.ms)
 	}
-	var id ulid.ULID
-	_ = id.SetTime(s.ms)
-	_ = id.SetEntropy(s.entropy[:])
-	return id
+	return s.last
 }
 
 // incr adds one to the big-endian number b and reports whether it wrapped.

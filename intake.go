@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -75,7 +76,8 @@ func (q *intake) wakeLocked() {
 }
 
 // put appends an event, waiting (bounded by ctx) while the mailbox is full.
-func (q *intake) put(ctx context.Context, it *item) error {
+// w is the synchronous publisher's waiter, or nil.
+func (q *intake) put(ctx context.Context, e *Event, persist bool, w *waiter) error {
 	q.mu.Lock()
 	for !q.closed && q.events >= q.capacity {
 		if q.space == nil {
@@ -94,7 +96,10 @@ func (q *intake) put(ctx context.Context, it *item) error {
 		q.mu.Unlock()
 		return ErrClosed
 	}
-	q.items = append(q.items, *it)
+	// Grow, then fill the new slot in place: the event is copied once.
+	n := len(q.items)
+	q.items = slices.Grow(q.items, 1)[:n+1]
+	q.items[n] = item{e: *e, persist: persist, w: w}
 	q.events++
 	q.wakeLocked()
 	q.mu.Unlock()
