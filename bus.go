@@ -46,7 +46,13 @@ type Bus struct {
 
 	published, persisted, delivered, dropped atomic.Uint64
 
-	// Owned by the loop.
+	// run is held by whoever processes batches: the loop goroutine, or a
+	// synchronous publisher that found it free and does the loop's work
+	// itself rather than wait for it (see combine). What follows is owned
+	// by its holder.
+	run       sync.Mutex
+	spare     []item // an emptied batch, the intake's next buffer
+	rest      rest   // a batch a publisher handed over part-way
 	seq       uint64 // last Seq assigned
 	processed uint64 // last Seq fanned out
 	stored    uint64 // highest Seq appended to the store
@@ -165,7 +171,9 @@ func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, sync,
 	if sync {
 		w = b.waiters.Get().(*waiter)
 	}
-	if err := b.in.put(ctx, e, b.shouldPersist(e.Topic, pc), w); err != nil {
+	// A synchronous publisher does not wake the loop: it tries to do the
+	// loop's work itself (combine).
+	if err := b.in.put(ctx, e, b.shouldPersist(e.Topic, pc), w, !sync); err != nil {
 		if w != nil {
 			b.waiters.Put(w)
 		}
@@ -174,6 +182,7 @@ func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, sync,
 	if !sync {
 		return 0, nil
 	}
+	b.combine()
 	select {
 	case err := <-w.ch:
 		seq := w.seq
@@ -264,16 +273,14 @@ func (b *Bus) Flush(ctx context.Context) error {
 // and everything queued has been processed, then ends every subscription.
 func (b *Bus) loop() {
 	defer close(b.loopDone)
-	var spare []item
-	for {
-		items, ok := b.in.take(spare)
-		if !ok {
-			break
-		}
-		b.process(items)
-		clear(items)
-		spare = items
+	for b.in.wait() {
+		b.run.Lock()
+		b.runBatch(false)
+		b.run.Unlock()
 	}
+	b.run.Lock()
+	defer b.run.Unlock()
+	b.runBatch(false) // a batch handed over as the intake closed
 	b.timer.Stop()
 	// Take every subscription out of the table at once (not one rebuild
 	// each), then end them.
@@ -290,9 +297,69 @@ func (b *Bus) loop() {
 	}
 }
 
-// process persists a batch and fans it out in order, handling control
-// requests where they stand.
-func (b *Bus) process(items []item) {
+// rest is the part of a batch not yet fanned out, which a combining
+// publisher leaves to the loop goroutine.
+type rest struct {
+	items []item // the whole batch
+	next  int    // the first item not fanned out
+	perr  error  // the batch's persistence error
+}
+
+// combine is a synchronous publisher's turn at the loop's work: if no one
+// holds b.run, it processes what is waiting, its own event included, so an
+// acknowledged publish on an idle bus costs no goroutine hand-off. It never
+// waits for a subscriber: at an event a Block subscription has no room for,
+// it hands the rest of the batch to the loop goroutine. If b.run is held,
+// its holder will see the event (or wake the loop for it).
+func (b *Bus) combine() {
+	if !b.run.TryLock() {
+		return
+	}
+	b.runBatch(true)
+	b.run.Unlock()
+	b.in.kick()
+}
+
+// runBatch processes a batch: first the rest of one a publisher handed
+// over, else what the intake holds. b.run must be held. A combining
+// publisher leaves a handed-over rest to the loop and hands over its own
+// batch where it would have to wait (see combine).
+func (b *Bus) runBatch(combining bool) {
+	if r := b.rest; r.items != nil {
+		if combining {
+			return
+		}
+		b.rest = rest{}
+		b.in.resumed()
+		b.fanout(r.items[r.next:], r.perr, false)
+		b.recycle(r.items)
+		return
+	}
+	items := b.in.takeNow(b.spare)
+	b.spare = nil
+	if len(items) == 0 {
+		b.recycle(items)
+		return
+	}
+	perr := b.accept(items)
+	if next := b.fanout(items, perr, combining); next < len(items) {
+		b.rest = rest{items: items, next: next, perr: perr}
+		b.in.handOver()
+		return
+	}
+	b.recycle(items)
+}
+
+// recycle keeps an emptied batch as the intake's next buffer.
+func (b *Bus) recycle(items []item) {
+	clear(items)
+	b.spare = items[:0]
+}
+
+// accept gives a batch's events their Seq (and a zero ID and Timestamp
+// their values) and appends those to be persisted to the store, returning
+// the store's error.
+func (b *Bus) accept(items []item) error {
 	b.toStore = b.toStore[:0]
 	accepted := 0
 	var (
@@ -341,7 +408,17 @@ func (b *Bus) process(items []item) {
 		}
 		clear(b.toStore)
 	}
+	return perr
+}
+
+// fanout hands each event of an accepted batch to its subscriptions in
+// order, handles control requests where they stand and acknowledges
+// synchronous publishers. It returns len(items), or, when combining, the
+// index of the first event that a Block subscription has no room for:
+// that one and those after it are left undone.
+func (b *Bus) fanout(items []item, perr error, combining bool) int {
 	var n counts
+	defer b.addCounts(&n)
 	rt := b.routes.Load()
 	now, clockAge := b.clock(), 0
 	for i := range items {
@@ -351,8 +428,12 @@ func (b *Bus) process(items []item) {
 			rt = b.routes.Load()
 			continue
 		}
+		persistFailed := it.persist && perr != nil
+		if combining && !persistFailed && !roomFor(b.cache.route(rt, it.e.Topic), it.e.Seq) {
+			return i
+		}
 		b.processed = it.e.Seq
-		if it.persist && perr != nil {
+		if persistFailed {
 			b.tail.add(it, false)
 			if it.w != nil {
 				it.w.ch <- perr
@@ -376,7 +457,20 @@ func (b *Bus) process(items []item) {
 			it.w.ch <- nil
 		}
 	}
-	b.addCounts(&n)
+	return len(items)
+}
+
+// roomFor reports whether every Block subscription among subs that an
+// event with Seq seq is to reach has room for it in its mailbox, so
+// handing it out cannot wait. Only the bus sends to a live subscription's
+// mailbox, so room seen here stays until it sends.
+func roomFor(subs []*Subscription, seq uint64) bool {
+	for _, s := range subs {
+		if s.overflow == Block && !s.ended && !s.lagging && seq > s.lastSeq && s.pending() >= s.capacity() {
+			return false
+		}
+	}
+	return true
 }
 
 // counts are the bus counters a batch adds to, summed on the loop and

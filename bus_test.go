@@ -717,6 +717,34 @@ func TestReplayPastUnstoredTail(t *testing.T) {
 	})
 }
 
+// TestPublishHandsOverAtFullBlockMailbox: a synchronous Publish that does
+// the loop's work itself never waits for a subscriber. At a Block mailbox
+// with no room it hands the batch to the loop goroutine, so its ctx still
+// bounds its wait, and the event is delivered once there is room.
+func TestPublishHandsOverAtFullBlockMailbox(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := eventbus.New(eventbus.WithOverflow(eventbus.Block))
+		require.NoError(t, err)
+		sub, err := b.Subscribe(t.Context(), "full.*", eventbus.WithBuffer(1))
+		require.NoError(t, err)
+		require.NoError(t, b.Publish(t.Context(), ev("full.first")))
+
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		start := time.Now()
+		err = b.Publish(ctx, ev("full.second"))
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Equal(t, time.Second, time.Since(start), "Publish waited for its ctx, no longer")
+
+		// The loop goroutine carries on with it: both arrive, in order.
+		assert.Equal(t, []string{"full.first", "full.second"}, topics(recvN(t, sub, 2, wait)))
+		require.NoError(t, b.Publish(t.Context(), ev("full.third")))
+		assert.Equal(t, "full.third", recvWithin(t, sub, wait).Topic)
+		assert.Zero(t, sub.Stats().Dropped)
+		require.NoError(t, b.Close())
+	})
+}
+
 func TestReplay(t *testing.T) {
 	ctx := t.Context()
 	b := newBus(t)

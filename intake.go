@@ -59,6 +59,7 @@ type intake struct {
 	closed   bool          // no new events
 	stopped  bool          // the loop has exited: no new controls either
 	sleeping bool          // the loop waits on wake
+	handed   bool          // a publisher has handed the rest of a batch to the loop
 	wake     chan struct{} // capacity 1
 	space    chan struct{} // closed when the loop takes a batch; nil if nobody waits
 }
@@ -76,8 +77,10 @@ func (q *intake) wakeLocked() {
 }
 
 // put appends an event, waiting (bounded by ctx) while the mailbox is full.
-// w is the synchronous publisher's waiter, or nil.
-func (q *intake) put(ctx context.Context, e *Event, persist bool, w *waiter) error {
+// w is the synchronous publisher's waiter, or nil. wake says to wake the
+// loop if it sleeps; a publisher that will try to process the event itself
+// leaves it asleep.
+func (q *intake) put(ctx context.Context, e *Event, persist bool, w *waiter, wake bool) error {
 	q.mu.Lock()
 	for !q.closed && q.events >= q.capacity {
 		if q.space == nil {
@@ -101,7 +104,9 @@ func (q *intake) put(ctx context.Context, e *Event, persist bool, w *waiter) err
 	q.items = slices.Grow(q.items, 1)[:n+1]
 	q.items[n] = item{e: *e, persist: persist, w: w}
 	q.events++
-	q.wakeLocked()
+	if wake {
+		q.wakeLocked()
+	}
 	q.mu.Unlock()
 	return nil
 }
@@ -148,22 +153,30 @@ func (q *intake) depth() int {
 	return q.events
 }
 
-// take waits for items and returns them all, handing spare (emptied) back
-// as the next buffer. It returns false once the intake is closed and
+// wait is where the loop sleeps: it returns true once there is work (items
+// or a handed-over batch), and false once the intake is closed and
 // drained; from then on control requests are refused.
-func (q *intake) take(spare []item) ([]item, bool) {
+func (q *intake) wait() bool {
 	q.mu.Lock()
-	for len(q.items) == 0 {
+	defer q.mu.Unlock()
+	for len(q.items) == 0 && !q.handed {
 		if q.closed {
 			q.stopped = true
-			q.mu.Unlock()
-			return nil, false
+			return false
 		}
 		q.sleeping = true
 		q.mu.Unlock()
 		<-q.wake
 		q.mu.Lock()
 	}
+	return true
+}
+
+// takeNow returns every item waiting (perhaps none), handing spare back as
+// the next buffer. The caller holds the bus's run lock.
+func (q *intake) takeNow(spare []item) []item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	items := q.items
 	q.items = spare[:0]
 	q.events = 0
@@ -171,6 +184,31 @@ func (q *intake) take(spare []item) ([]item, bool) {
 		close(q.space)
 		q.space = nil
 	}
-	q.mu.Unlock()
-	return items, true
+	return items
+}
+
+// kick wakes the loop if work waits for it: a publisher that processed a
+// batch calls it after letting go of the run lock, for items that others
+// put meanwhile without waking the loop.
+func (q *intake) kick() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) > 0 || q.handed {
+		q.wakeLocked()
+	}
+}
+
+// handOver records that the rest of a batch waits for the loop. It is
+// called under the run lock, so the loop cannot miss it and stop.
+func (q *intake) handOver() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.handed = true
+}
+
+// resumed records that the loop has taken up a handed-over batch.
+func (q *intake) resumed() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.handed = false
 }
