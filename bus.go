@@ -209,7 +209,7 @@ func applyPublishOptions(opts []PublishOption) pubConfig {
 // set Timestamp in UTC.
 func (b *Bus) prepare(e *Event, checked bool) error {
 	if !checked {
-		if err := e.Validate(); err != nil {
+		if err := e.validate(); err != nil {
 			return err
 		}
 	}

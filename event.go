@@ -115,7 +115,10 @@ func (e Event) Decode(v any) error {
 // Validate checks the topic, the type and that the payload is valid JSON (a
 // nil payload counts as null). The error wraps ErrInvalidTopic,
 // ErrInvalidEventType or ErrInvalidPayload.
-func (e Event) Validate() error {
+func (e Event) Validate() error { return e.validate() }
+
+// validate is Validate without copying the event (the publish path).
+func (e *Event) validate() error {
 	if err := ValidateTopic(e.Topic); err != nil {
 		return err
 	}
