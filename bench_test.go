@@ -3,6 +3,7 @@ package eventbus_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -226,6 +227,37 @@ func BenchmarkFanout(b *testing.B) {
 		}
 		wait(repeat(n, b.N))
 		reportDeliveries(b, b.N*n)
+	})
+	// The same, beside one more subscriber that never reads, under the
+	// default policy: the 100 should not notice it (deliveries/s counts
+	// theirs only).
+	b.Run(fmt.Sprintf("bus/subs=%d+1-stalled", n), func(b *testing.B) {
+		// Its overflow is reported once per episode; keep it off the log.
+		bus, err := eventbus.New(eventbus.WithStore(nil), eventbus.WithErrorHandler(func(error) {}), eventbus.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		stalled, err := bus.Subscribe(ctx, "chat.room1", eventbus.WithBuffer(benchBuffer))
+		if err != nil {
+			b.Fatal(err)
+		}
+		patterns := make([]string, n)
+		for i := range patterns {
+			patterns[i] = "chat.room1"
+		}
+		wait := benchSubs(b, bus, patterns)
+		e := benchEvent("chat.room1")
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := bus.PublishAsync(ctx, e); err != nil {
+				b.Fatal(err)
+			}
+		}
+		wait(repeat(n, b.N))
+		reportDeliveries(b, b.N*n)
+		if st := stalled.Stats(); b.N > benchBuffer && st.Dropped == 0 {
+			b.Fatalf("the stalled subscriber dropped nothing: %+v", st)
+		}
 	})
 }
 
