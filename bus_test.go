@@ -948,6 +948,52 @@ func TestShutdown(t *testing.T) {
 		require.ErrorIs(t, err, eventbus.ErrClosed)
 		require.NoError(t, b.Close(), "twice")
 	})
+	t.Run("racing publishers", func(t *testing.T) {
+		// Acknowledged publishers do the loop's work themselves when it is
+		// free; whatever any publisher got accepted before Shutdown closed
+		// the bus is delivered, in each publisher's order.
+		b, err := eventbus.New(eventbus.WithOverflow(eventbus.Block))
+		require.NoError(t, err)
+		sub, err := b.Subscribe(t.Context(), "race.*", eventbus.WithBuffer(1<<16))
+		require.NoError(t, err)
+		const publishers = 6
+		accepted := make([][]int, publishers)
+		var wg, running sync.WaitGroup
+		running.Add(publishers)
+		for p := range publishers {
+			wg.Go(func() {
+				publish := b.Publish
+				if p%2 == 1 {
+					publish = b.PublishAsync
+				}
+				for n := 0; n < 5000; n++ {
+					e := evp(fmt.Sprintf("race.%d", p), n)
+					if err := publish(context.Background(), e); err != nil {
+						assert.ErrorIs(t, err, eventbus.ErrClosed)
+						return
+					}
+					accepted[p] = append(accepted[p], n)
+					if n == 100 {
+						running.Done()
+					}
+				}
+			})
+		}
+		running.Wait() // all are publishing
+		require.NoError(t, b.Shutdown(t.Context()))
+		wg.Wait()
+		got := make([][]int, publishers)
+		for e := range sub.C() {
+			var p, n int
+			_, err := fmt.Sscanf(e.Topic, "race.%d", &p)
+			require.NoError(t, err)
+			require.NoError(t, e.Decode(&n))
+			got[p] = append(got[p], n)
+		}
+		for p := range publishers {
+			assert.Equal(t, accepted[p], got[p], "publisher %d", p)
+		}
+	})
 	t.Run("concurrent callers", func(t *testing.T) {
 		b, err := eventbus.New()
 		require.NoError(t, err)
