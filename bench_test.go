@@ -373,32 +373,45 @@ func BenchmarkLatency(b *testing.B) {
 		close(ch)
 		report(b, lat)
 	})
-	b.Run("bus", func(b *testing.B) {
-		bus, err := eventbus.New(eventbus.WithStore(nil))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer bus.Close()
-		sub, err := bus.Subscribe(ctx, "lat", eventbus.WithBuffer(benchBuffer))
-		if err != nil {
-			b.Fatal(err)
-		}
-		done := make(chan time.Time)
-		go func() {
-			for range sub.C() {
-				done <- time.Now()
-			}
-		}()
-		e := benchEvent("lat")
-		lat := make([]time.Duration, 0, b.N)
-		b.ReportAllocs()
-		for b.Loop() {
-			start := time.Now()
-			if err := bus.PublishAsync(ctx, e); err != nil {
+	for _, mode := range []struct {
+		name    string
+		publish func(*eventbus.Bus) func(context.Context, eventbus.Event, ...eventbus.PublishOption) error
+	}{
+		{"bus/async", func(bus *eventbus.Bus) func(context.Context, eventbus.Event, ...eventbus.PublishOption) error {
+			return bus.PublishAsync
+		}},
+		{"bus/sync", func(bus *eventbus.Bus) func(context.Context, eventbus.Event, ...eventbus.PublishOption) error {
+			return bus.Publish
+		}},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			bus, err := eventbus.New(eventbus.WithStore(nil))
+			if err != nil {
 				b.Fatal(err)
 			}
-			lat = append(lat, (<-done).Sub(start))
-		}
-		report(b, lat)
-	})
+			defer bus.Close()
+			sub, err := bus.Subscribe(ctx, "lat", eventbus.WithBuffer(benchBuffer))
+			if err != nil {
+				b.Fatal(err)
+			}
+			done := make(chan time.Time)
+			go func() {
+				for range sub.C() {
+					done <- time.Now()
+				}
+			}()
+			publish := mode.publish(bus)
+			e := benchEvent("lat")
+			lat := make([]time.Duration, 0, b.N)
+			b.ReportAllocs()
+			for b.Loop() {
+				start := time.Now()
+				if err := publish(ctx, e); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, (<-done).Sub(start))
+			}
+			report(b, lat)
+		})
+	}
 }

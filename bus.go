@@ -183,6 +183,13 @@ func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, sync,
 		return 0, nil
 	}
 	b.combine()
+	select { // most often the acknowledgement is there already
+	case err := <-w.ch:
+		seq := w.seq
+		b.waiters.Put(w)
+		return seq, err
+	default:
+	}
 	select {
 	case err := <-w.ch:
 		seq := w.seq
@@ -331,7 +338,7 @@ func (b *Bus) runBatch(combining bool) {
 		}
 		b.rest = rest{}
 		b.in.resumed()
-		b.fanout(r.items[r.next:], r.perr, false)
+		b.fanout(r.items[r.next:], r.perr, b.clock(), false)
 		b.recycle(r.items)
 		return
 	}
@@ -341,8 +348,8 @@ func (b *Bus) runBatch(combining bool) {
 		b.recycle(items)
 		return
 	}
-	perr := b.accept(items)
-	if next := b.fanout(items, perr, combining); next < len(items) {
+	now, perr := b.accept(items)
+	if next := b.fanout(items, perr, now, combining); next < len(items) {
 		b.rest = rest{items: items, next: next, perr: perr}
 		b.in.handOver()
 		return
@@ -357,9 +364,9 @@ func (b *Bus) recycle(items []item) {
 }
 
 // accept gives a batch's events their Seq (and a zero ID and Timestamp
-// their values) and appends those to be persisted to the store, returning
-// the store's error.
-func (b *Bus) accept(items []item) error {
+// their values) and appends those to be persisted to the store. It returns
+// b.clock() after that (read once per batch) and the store's error.
+func (b *Bus) accept(items []item) (now int64, perr error) {
 	b.toStore = b.toStore[:0]
 	accepted := 0
 	var (
@@ -398,7 +405,7 @@ func (b *Bus) accept(items []item) error {
 		ids.unlock()
 	}
 	b.published.Add(uint64(accepted))
-	var perr error
+	now = at
 	if len(b.toStore) > 0 {
 		if err := b.store.Append(context.Background(), b.toStore); err != nil {
 			perr = fmt.Errorf("%w: %w", ErrPersist, err)
@@ -407,20 +414,22 @@ func (b *Bus) accept(items []item) error {
 			b.stored = b.toStore[len(b.toStore)-1].Seq
 		}
 		clear(b.toStore)
+		now = b.clock()
 	}
-	return perr
+	return now, perr
 }
 
 // fanout hands each event of an accepted batch to its subscriptions in
 // order, handles control requests where they stand and acknowledges
-// synchronous publishers. It returns len(items), or, when combining, the
-// index of the first event that a Block subscription has no room for:
-// that one and those after it are left undone.
-func (b *Bus) fanout(items []item, perr error, combining bool) int {
+// synchronous publishers; now is b.clock() at its start. It returns
+// len(items), or, when combining, the index of the first event that a
+// Block subscription has no room for: that one and those after it are
+// left undone.
+func (b *Bus) fanout(items []item, perr error, now int64, combining bool) int {
 	var n counts
 	defer b.addCounts(&n)
 	rt := b.routes.Load()
-	now, clockAge := b.clock(), 0
+	clockAge := 0
 	for i := range items {
 		it := &items[i]
 		if it.ctl != nil {
