@@ -51,11 +51,12 @@ type Bus struct {
 	// itself rather than wait for it (see combine). What follows is owned
 	// by its holder.
 	run       sync.Mutex
-	spare     []item // an emptied batch, the intake's next buffer
-	rest      rest   // a batch a publisher handed over part-way
-	seq       uint64 // last Seq assigned
-	processed uint64 // last Seq fanned out
-	stored    uint64 // highest Seq appended to the store
+	spare     []item          // an emptied batch, the intake's next buffer
+	touched   []*Subscription // scratch for fanoutRun
+	rest      rest            // a batch a publisher handed over part-way
+	seq       uint64          // last Seq assigned
+	processed uint64          // last Seq fanned out
+	stored    uint64          // highest Seq appended to the store
 	cache     routeCache
 	tail      tail
 	toStore   []Event
@@ -419,30 +420,81 @@ func (b *Bus) accept(items []item) (now int64, perr error) {
 	return now, perr
 }
 
-// fanout hands each event of an accepted batch to its subscriptions in
-// order, handles control requests where they stand and acknowledges
-// synchronous publishers; now is b.clock() at its start. It returns
-// len(items), or, when combining, the index of the first event that a
-// Block subscription has no room for: that one and those after it are
-// left undone.
+// fanout hands each event of an accepted batch to its subscriptions,
+// handles control requests where they stand and acknowledges synchronous
+// publishers; now is b.clock() at its start. It returns len(items), or,
+// when combining, the index where it stopped because a Block subscription
+// had no room: the items from there on are left undone.
 func (b *Bus) fanout(items []item, perr error, now int64, combining bool) int {
 	var n counts
 	defer b.addCounts(&n)
-	rt := b.routes.Load()
-	clockAge := 0
-	for i := range items {
-		it := &items[i]
-		if it.ctl != nil {
-			b.handle(it.ctl)
-			rt = b.routes.Load()
+	for i := 0; i < len(items); {
+		if c := items[i].ctl; c != nil {
+			b.handle(c)
+			i++
 			continue
 		}
-		persistFailed := it.persist && perr != nil
-		if combining && !persistFailed && !roomFor(b.cache.route(rt, it.e.Topic), it.e.Seq) {
+		end := i + 1
+		for end < len(items) && items[end].ctl == nil {
+			end++
+		}
+		if !b.fanoutRun(items[i:end], perr, now, combining, &n) {
 			return i
 		}
+		now = b.clock()
+		i = end
+	}
+	return len(items)
+}
+
+// fanoutRun fans out a run of events with no control request among them.
+// It collects, for each subscription they reach, the events it gets, then
+// hands each subscription its events in a row, so a subscriber that waits
+// is woken once per run rather than once per event; each mailbox still
+// gets its events in Seq order. Then, in order, it records the events in
+// the tail and acknowledges their publishers. When combining and a Block
+// subscription has no room for all its events, it does nothing and
+// reports false.
+func (b *Bus) fanoutRun(run []item, perr error, now int64, combining bool, n *counts) bool {
+	rt := b.routes.Load()
+	touched := b.touched[:0]
+	for i := range run {
+		it := &run[i]
+		if it.persist && perr != nil {
+			continue // not delivered
+		}
+		for _, s := range b.cache.route(rt, it.e.Topic) {
+			if len(s.run) == 0 {
+				touched = append(touched, s)
+			}
+			s.run = append(s.run, int32(i))
+		}
+	}
+	defer func() {
+		for _, s := range touched {
+			s.run = s.run[:0]
+		}
+		clear(touched)
+		b.touched = touched[:0]
+	}()
+	if combining && !roomFor(touched) {
+		return false
+	}
+	clockAge := 0
+	for _, s := range touched {
+		for _, i := range s.run {
+			// One clock read per 16 deliveries: latency is sampled at
+			// that grain.
+			if clockAge++; clockAge == 16 {
+				now, clockAge = b.clock(), 0
+			}
+			b.deliver(s, &run[i], now, n)
+		}
+	}
+	for i := range run {
+		it := &run[i]
 		b.processed = it.e.Seq
-		if persistFailed {
+		if it.persist && perr != nil {
 			b.tail.add(it, false)
 			if it.w != nil {
 				it.w.ch <- perr
@@ -451,31 +503,24 @@ func (b *Bus) fanout(items []item, perr error, now int64, combining bool) int {
 			}
 			continue
 		}
-		// One clock read per 16 events: latency is sampled at that grain.
-		if clockAge++; clockAge == 16 {
-			now, clockAge = b.clock(), 0
-		}
-		for _, s := range b.cache.route(rt, it.e.Topic) {
-			b.deliver(s, it, now, &n)
-		}
 		b.tail.add(it, it.persist)
 		if it.w != nil {
 			// Stats are current when Publish returns.
-			b.addCounts(&n)
+			b.addCounts(n)
 			it.w.seq = it.e.Seq
 			it.w.ch <- nil
 		}
 	}
-	return len(items)
+	return true
 }
 
-// roomFor reports whether every Block subscription among subs that an
-// event with Seq seq is to reach has room for it in its mailbox, so
-// handing it out cannot wait. Only the bus sends to a live subscription's
+// roomFor reports whether every live Block subscription in subs has room
+// in its mailbox for all the events collected for it (s.run), so handing
+// them out cannot wait. Only the bus sends to a live subscription's
 // mailbox, so room seen here stays until it sends.
-func roomFor(subs []*Subscription, seq uint64) bool {
+func roomFor(subs []*Subscription) bool {
 	for _, s := range subs {
-		if s.overflow == Block && !s.ended && !s.lagging && seq > s.lastSeq && s.pending() >= s.capacity() {
+		if s.overflow == Block && !s.ended && !s.lagging && s.pending()+len(s.run) > s.capacity() {
 			return false
 		}
 	}

@@ -86,9 +86,10 @@ type Subscription struct {
 	// Owned by the bus loop.
 	lagging     bool // the catch-up goroutine is the mailbox's sender
 	lag         lagCount
-	ended       bool   // the loop has seen the end
-	lastSeq     uint64 // the highest Seq given to the mailbox, or skipped over
-	overflowing bool   // in a drop episode (reported once per episode)
+	ended       bool    // the loop has seen the end
+	lastSeq     uint64  // the highest Seq given to the mailbox, or skipped over
+	run         []int32 // fanoutRun's scratch: the events of a run this one gets
+	overflowing bool    // in a drop episode (reported once per episode)
 
 	delivered  atomic.Uint64
 	dropped    atomic.Uint64
