@@ -435,7 +435,7 @@ func (b *Bus) fanout(items []item, perr error, now int64, combining bool) int {
 			continue
 		}
 		end := i + 1
-		for end < len(items) && items[end].ctl == nil {
+		for end < len(items) && end-i < maxRun && items[end].ctl == nil {
 			end++
 		}
 		if !b.fanoutRun(items[i:end], perr, now, combining, &n) {
@@ -446,6 +446,10 @@ func (b *Bus) fanout(items []item, perr error, now int64, combining bool) int {
 	}
 	return len(items)
 }
+
+// maxRun bounds a run of fanoutRun, and so the scratch it keeps per
+// subscription (Subscription.run).
+const maxRun = 1024
 
 // fanoutRun fans out a run of events with no control request among them.
 // It collects, for each subscription they reach, the events it gets, then
