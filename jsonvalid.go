@@ -1,182 +1,222 @@
 package eventbus
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // validJSON reports whether data is one valid JSON value (RFC 8259, as
-// encoding/json.Valid accepts it), without allocating. It is the hot-path
-// check of every published payload, several times faster than json.Valid;
-// FuzzValidJSON holds the two to the same answers.
+// encoding/json.Valid accepts it), without allocating unless nesting is
+// deeper than 64. It is the hot-path check of every published payload,
+// several times faster than json.Valid; FuzzValidJSON holds the two to the
+// same answers. It is one function with no calls: the position is a local,
+// the open containers are bits (1 = object), and the parser's states are
+// labels (value, key, str, after).
 func validJSON(data []byte) bool {
-	v := jsonValidator{data: data}
-	v.skipSpace()
-	if !v.value(0) {
+	var (
+		i, n  = 0, len(data)
+		depth int      // open containers
+		open  uint64   // the innermost 64 of them, 1 = object
+		outer []uint64 // further out, 64 per word
+		isKey bool     // the string being scanned is an object key
+		c     byte
+		m     uint64
+	)
+value:
+	for i < n && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
+		i++
+	}
+	if i >= n {
 		return false
 	}
-	v.skipSpace()
-	return v.i == len(v.data)
+	switch c = data[i]; c {
+	case '"':
+		isKey = false
+		goto str
+	case '{', '[':
+		if depth == maxJSONDepth {
+			return false
+		}
+		i++
+		for i < n && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
+			i++
+		}
+		if i < n && data[i] == c+2 { // '{'+2 == '}', '['+2 == ']'
+			i++
+			goto after
+		}
+		if depth >= 64 && depth%64 == 0 {
+			outer = append(outer, open)
+		}
+		depth++
+		open <<= 1
+		if c == '[' {
+			goto value
+		}
+		open |= 1
+		goto key
+	case 't':
+		if n-i < 4 || string(data[i:i+4]) != "true" {
+			return false
+		}
+		i += 4
+		goto after
+	case 'f':
+		if n-i < 5 || string(data[i:i+5]) != "false" {
+			return false
+		}
+		i += 5
+		goto after
+	case 'n':
+		if n-i < 4 || string(data[i:i+4]) != "null" {
+			return false
+		}
+		i += 4
+		goto after
+	}
+	// A number.
+	if c == '-' {
+		if i++; i >= n {
+			return false
+		}
+		c = data[i]
+	}
+	switch {
+	case c == '0':
+		i++
+	case c >= '1' && c <= '9':
+		for i++; i < n && data[i] >= '0' && data[i] <= '9'; i++ {
+		}
+	default:
+		return false
+	}
+	if i < n && data[i] == '.' {
+		if i++; i >= n || data[i] < '0' || data[i] > '9' {
+			return false
+		}
+		for i++; i < n && data[i] >= '0' && data[i] <= '9'; i++ {
+		}
+	}
+	if i < n && (data[i] == 'e' || data[i] == 'E') {
+		if i++; i < n && (data[i] == '+' || data[i] == '-') {
+			i++
+		}
+		if i >= n || data[i] < '0' || data[i] > '9' {
+			return false
+		}
+		for i++; i < n && data[i] >= '0' && data[i] <= '9'; i++ {
+		}
+	}
+	goto after
+
+key:
+	for i < n && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
+		i++
+	}
+	if i >= n || data[i] != '"' {
+		return false
+	}
+	isKey = true
+
+str: // at the opening quote
+	i++
+	for {
+		// Eight bytes at a time to the first quote, backslash or control
+		// character, then one at a time near the end.
+		for n-i >= 8 {
+			x := binary.LittleEndian.Uint64(data[i:])
+			if m = specialStringBytes(x); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
+		for i < n && plainStringByte[data[i]] {
+			i++
+		}
+		if i >= n {
+			return false
+		}
+		if c = data[i]; c == '"' {
+			i++
+			break
+		}
+		if c < 0x20 {
+			return false
+		}
+		// A backslash.
+		if i++; i >= n {
+			return false
+		}
+		switch data[i] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i++
+		case 'u':
+			if n-i < 5 || !isHex(data[i+1]) || !isHex(data[i+2]) || !isHex(data[i+3]) || !isHex(data[i+4]) {
+				return false
+			}
+			i += 5
+		default:
+			return false
+		}
+	}
+	if isKey {
+		for i < n && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
+			i++
+		}
+		if i >= n || data[i] != ':' {
+			return false
+		}
+		i++
+		goto value
+	}
+
+after: // a value ended before i
+	for i < n && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
+		i++
+	}
+	if depth == 0 {
+		return i == n
+	}
+	if i >= n {
+		return false
+	}
+	switch c = data[i]; {
+	case c == ',':
+		i++
+		if open&1 == 1 {
+			goto key
+		}
+		goto value
+	case c == '}' && open&1 == 1, c == ']' && open&1 == 0:
+		i++
+		depth--
+		open >>= 1
+		if depth >= 64 && depth%64 == 0 {
+			open = outer[len(outer)-1]
+			outer = outer[:len(outer)-1]
+		}
+		goto after
+	}
+	return false
 }
 
 // maxJSONDepth bounds nesting, as encoding/json does (10000).
 const maxJSONDepth = 10000
 
-type jsonValidator struct {
-	data []byte
-	i    int
-}
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
 
-func (v *jsonValidator) skipSpace() {
-	for v.i < len(v.data) {
-		switch v.data[v.i] {
-		case ' ', '\t', '\n', '\r':
-			v.i++
-		default:
-			return
-		}
-	}
-}
-
-func (v *jsonValidator) value(depth int) bool {
-	if v.i >= len(v.data) {
-		return false
-	}
-	switch c := v.data[v.i]; {
-	case c == '{':
-		return depth < maxJSONDepth && v.object(depth+1)
-	case c == '[':
-		return depth < maxJSONDepth && v.array(depth+1)
-	case c == '"':
-		return v.str()
-	case c == '-' || (c >= '0' && c <= '9'):
-		return v.number()
-	case c == 't':
-		return v.literal("true")
-	case c == 'f':
-		return v.literal("false")
-	case c == 'n':
-		return v.literal("null")
-	}
-	return false
-}
-
-func (v *jsonValidator) literal(lit string) bool {
-	if len(v.data)-v.i < len(lit) || string(v.data[v.i:v.i+len(lit)]) != lit {
-		return false
-	}
-	v.i += len(lit)
-	return true
-}
-
-func (v *jsonValidator) object(depth int) bool {
-	v.i++ // '{'
-	v.skipSpace()
-	if v.i < len(v.data) && v.data[v.i] == '}' {
-		v.i++
-		return true
-	}
-	for {
-		if v.i >= len(v.data) || v.data[v.i] != '"' || !v.str() {
-			return false
-		}
-		v.skipSpace()
-		if v.i >= len(v.data) || v.data[v.i] != ':' {
-			return false
-		}
-		v.i++
-		v.skipSpace()
-		if !v.value(depth) {
-			return false
-		}
-		v.skipSpace()
-		if v.i >= len(v.data) {
-			return false
-		}
-		switch v.data[v.i] {
-		case ',':
-			v.i++
-			v.skipSpace()
-		case '}':
-			v.i++
-			return true
-		default:
-			return false
-		}
-	}
-}
-
-func (v *jsonValidator) array(depth int) bool {
-	v.i++ // '['
-	v.skipSpace()
-	if v.i < len(v.data) && v.data[v.i] == ']' {
-		v.i++
-		return true
-	}
-	for {
-		if !v.value(depth) {
-			return false
-		}
-		v.skipSpace()
-		if v.i >= len(v.data) {
-			return false
-		}
-		switch v.data[v.i] {
-		case ',':
-			v.i++
-			v.skipSpace()
-		case ']':
-			v.i++
-			return true
-		default:
-			return false
-		}
-	}
-}
-
-// str checks a string starting at its opening quote. Like encoding/json it
-// accepts any bytes >= 0x20 (invalid UTF-8 included) and the escapes of
-// RFC 8259.
-func (v *jsonValidator) str() bool {
-	v.i++ // '"'
-	for v.i < len(v.data) {
-		// Skip plain bytes in a tight loop on locals.
-		i, data := v.i, v.data
-		for i < len(data) && plainStringByte[data[i]] {
-			i++
-		}
-		v.i = i
-		if i == len(data) {
-			return false
-		}
-		c := data[i]
-		switch {
-		case c == '"':
-			v.i++
-			return true
-		case c == '\\':
-			v.i++
-			if v.i >= len(v.data) {
-				return false
-			}
-			switch v.data[v.i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				v.i++
-			case 'u':
-				if len(v.data)-v.i < 5 {
-					return false
-				}
-				for _, h := range v.data[v.i+1 : v.i+5] {
-					if !isHex(h) {
-						return false
-					}
-				}
-				v.i += 5
-			default:
-				return false
-			}
-		case c < 0x20:
-			return false
-		default:
-			v.i++
-		}
-	}
-	return false
+// specialStringBytes returns a mask with the high bit set in the byte
+// positions of x (read little-endian) that hold '"', '\\' or a control
+// character. Above the lowest flagged byte others may be flagged falsely
+// (borrows carry), so only the lowest one is to be used.
+func specialStringBytes(x uint64) uint64 {
+	q := x ^ (lsb * '"')
+	s := x ^ (lsb * '\\')
+	return ((q-lsb)&^q | (s-lsb)&^s | (x-lsb*0x20)&^x) & msb
 }
 
 // plainStringByte marks the bytes that stand for themselves inside a JSON
@@ -190,42 +230,4 @@ var plainStringByte = func() (t [256]bool) {
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-}
-
-func (v *jsonValidator) digits() int {
-	start := v.i
-	for v.i < len(v.data) && v.data[v.i] >= '0' && v.data[v.i] <= '9' {
-		v.i++
-	}
-	return v.i - start
-}
-
-func (v *jsonValidator) number() bool {
-	if v.data[v.i] == '-' {
-		v.i++
-	}
-	if v.i >= len(v.data) {
-		return false
-	}
-	if v.data[v.i] == '0' {
-		v.i++
-	} else if v.digits() == 0 {
-		return false
-	}
-	if v.i < len(v.data) && v.data[v.i] == '.' {
-		v.i++
-		if v.digits() == 0 {
-			return false
-		}
-	}
-	if v.i < len(v.data) && (v.data[v.i] == 'e' || v.data[v.i] == 'E') {
-		v.i++
-		if v.i < len(v.data) && (v.data[v.i] == '+' || v.data[v.i] == '-') {
-			v.i++
-		}
-		if v.digits() == 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -22,6 +22,37 @@ func TestValidJSON(t *testing.T) {
 	}
 }
 
+// TestValidJSONNesting: containers nested across the 64 levels kept in
+// one word, with objects and arrays interleaved and one closer wrong.
+func TestValidJSONNesting(t *testing.T) {
+	for _, n := range []int{10, 63, 64, 65, 66, 127, 128, 129, 200, 9999, 10000, 10001} {
+		for wrong := -1; wrong < n; wrong += 1 + n/10 {
+			var data []byte
+			for k := range n {
+				if k%3 == 0 {
+					data = append(data, `{"a":`...)
+				} else {
+					data = append(data, '[')
+				}
+			}
+			data = append(data, '1')
+			for k := n - 1; k >= 0; k-- {
+				c := byte(']')
+				if k%3 == 0 {
+					c = '}'
+				}
+				if k == wrong {
+					c = '}' + ']' - c
+				}
+				data = append(data, c)
+			}
+			if got, want := validJSON(data), json.Valid(data); got != want {
+				t.Fatalf("depth %d, wrong closer at %d: validJSON = %v, json.Valid says %v", n, wrong, got, want)
+			}
+		}
+	}
+}
+
 func FuzzValidJSON(f *testing.F) {
 	for _, c := range jsonCases {
 		f.Add([]byte(c))
