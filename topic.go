@@ -57,6 +57,15 @@ func checkName(s string, wild bool) string {
 	case len(s) > MaxTopicLen:
 		return fmt.Sprintf("longer than %d bytes", MaxTopicLen)
 	}
+	if !wild && plainTopic(s) {
+		return ""
+	}
+	return checkNameSlow(s, wild)
+}
+
+// checkNameSlow is checkName byte by byte, for patterns, non-ASCII topics
+// and the errors. s is neither empty nor too long.
+func checkNameSlow(s string, wild bool) string {
 	stars, segLen := 0, 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -101,6 +110,34 @@ func checkName(s string, wild bool) string {
 	}
 	return ""
 }
+
+// plainTopic reports whether s is dot-separated, non-empty segments of
+// printable ASCII other than '*', '?' and '\\': the common topic, checked
+// in one pass of table lookups. Anything else goes the long way.
+func plainTopic(s string) bool {
+	segLen := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if plainTopicByte[c] {
+			segLen++
+			continue
+		}
+		if c != '.' || segLen == 0 {
+			return false
+		}
+		segLen = 0
+	}
+	return segLen > 0
+}
+
+// plainTopicByte marks the printable ASCII bytes that stand for themselves
+// in a topic segment.
+var plainTopicByte = func() (t [256]bool) {
+	for c := '!'; c < 0x7f; c++ {
+		t[c] = c != '.' && c != '*' && c != '?' && c != '\\'
+	}
+	return t
+}()
 
 // Match reports whether topic matches pattern: '*' matches any run of
 // characters, dots included, and '?' exactly one character. So "*" matches
