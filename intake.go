@@ -48,7 +48,8 @@ type control struct {
 }
 
 // intake is the bus mailbox: a slice that publishers append to under a
-// mutex and that the loop swaps out whole, so one wake-up carries a whole
+// mutex and that the holder of the bus's run lock (the loop, or a
+// combining publisher) swaps out whole, so one wake-up carries a whole
 // batch. Events count against the capacity; control requests do not, so
 // ending a subscription never waits for room.
 type intake struct {
