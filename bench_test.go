@@ -98,7 +98,10 @@ func (f *chanFanout) close() []int {
 	return f.got
 }
 
+// reportDeliveries reports events/s (one event per b.N), deliveries/s and
+// ns/delivery.
 func reportDeliveries(b *testing.B, deliveries int) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(deliveries)/b.Elapsed().Seconds(), "deliveries/s")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(deliveries), "ns/delivery")
 }
