@@ -23,9 +23,7 @@ func validJSON(data []byte) bool {
 		m     uint64
 	)
 value:
-	for i < n && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
-		i++
-	}
+	i = skipSpace(data, i)
 	if i >= n {
 		return false
 	}
@@ -38,9 +36,7 @@ value:
 			return false
 		}
 		i++
-		for i < n && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
-			i++
-		}
+		i = skipSpace(data, i)
 		if i < n && data[i] == c+2 { // '{'+2 == '}', '['+2 == ']'
 			i++
 			goto after
@@ -110,9 +106,7 @@ value:
 	goto after
 
 key:
-	for i < n && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
-		i++
-	}
+	i = skipSpace(data, i)
 	if i >= n || data[i] != '"' {
 		return false
 	}
@@ -161,9 +155,7 @@ str: // at the opening quote
 		}
 	}
 	if isKey {
-		for i < n && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
-			i++
-		}
+		i = skipSpace(data, i)
 		if i >= n || data[i] != ':' {
 			return false
 		}
@@ -172,9 +164,7 @@ str: // at the opening quote
 	}
 
 after: // a value ended before i
-	for i < n && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
-		i++
-	}
+	i = skipSpace(data, i)
 	if depth == 0 {
 		return i == n
 	}
@@ -199,6 +189,15 @@ after: // a value ended before i
 		goto after
 	}
 	return false
+}
+
+// skipSpace returns the index of the first byte from i on that is not JSON
+// whitespace. It is small enough to be inlined.
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // maxJSONDepth bounds nesting, as encoding/json does (10000).
