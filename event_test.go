@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -98,6 +99,9 @@ func TestBusIDsFollowSeq(t *testing.T) {
 	assert.Equal(t, first.ID, got[0].ID, "a set ID is kept")
 	for i := 1; i < len(got); i++ {
 		require.Negative(t, got[i-1].ID.Compare(got[i].ID), "event %d", i)
+		ms := ulid.Timestamp(got[i].Timestamp)
+		require.GreaterOrEqual(t, got[i].ID.Time(), ms, "the ID's time is the stamp's")
+		require.Less(t, got[i].ID.Time(), ms+1000)
 		require.False(t, got[i].Timestamp.IsZero())
 		require.Equal(t, time.UTC, got[i].Timestamp.Location())
 	}

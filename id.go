@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"sync"
 	"time"
 
@@ -10,12 +11,15 @@ import (
 
 // idSource is a monotonic ULID source: within a millisecond the 80-bit
 // entropy counts up from a random start, so IDs made in one goroutine sort
-// in creation order. Unlike ulid.Make it allocates nothing. It keeps the
-// last ID made and counts it up in place.
+// in creation order. Unlike ulid.Make it allocates nothing. The entropy is
+// kept as two integers, hi (16 bits) and lo (64), so counting up is an
+// increment.
 type idSource struct {
-	mu   sync.Mutex
-	ms   uint64    // the time part of last
-	last ulid.ULID // 6 bytes of time, 10 of entropy
+	mu     sync.Mutex
+	ms     uint64 // time part of the last ID
+	hi     uint16 // entropy, high 16 bits
+	lo     uint64 // entropy, low 64 bits
+	seeded bool
 }
 
 // ids is the process's one source, shared by NewEvent and every bus.
@@ -41,26 +45,22 @@ func (s *idSource) unlock() { s.mu.Unlock() }
 // next returns the next ULID at or after millisecond ms. s must be locked.
 func (s *idSource) next(ms uint64) ulid.ULID {
 	switch {
-	case ms > s.ms:
-		s.ms = ms
-		_ = s.last.SetTime(ms)
-		_, _ = rand.Read(s.last[6:]) // never fails (crypto/rand.Read doc)
-	case incr(s.last[6:]):
-		// The counter wrapped, which takes 2^80 IDs: move to the next
-		// millisecond rather than repeat one.
-		s.ms++
-		_ = s.last.SetTime(s.ms)
-	}
-	return s.last
-}
-
-// incr adds one to the big-endian number b and reports whether it wrapped.
-func incr(b []byte) bool {
-	for i := len(b) - 1; i >= 0; i-- {
-		b[i]++
-		if b[i] != 0 {
-			return false
+	case ms > s.ms || !s.seeded:
+		s.ms, s.seeded = max(ms, s.ms), true
+		var r [10]byte
+		_, _ = rand.Read(r[:]) // never fails (crypto/rand.Read doc)
+		s.hi, s.lo = binary.BigEndian.Uint16(r[:2]), binary.BigEndian.Uint64(r[2:])
+	default:
+		if s.lo++; s.lo == 0 {
+			if s.hi++; s.hi == 0 {
+				// The counter wrapped, which takes 2^80 IDs: move to the
+				// next millisecond rather than repeat one.
+				s.ms++
+			}
 		}
 	}
-	return true
+	var id ulid.ULID // 48 bits of time, then 80 of entropy, big-endian
+	binary.BigEndian.PutUint64(id[:8], s.ms<<16|uint64(s.hi))
+	binary.BigEndian.PutUint64(id[8:], s.lo)
+	return id
 }
