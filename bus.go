@@ -17,8 +17,10 @@ import (
 // Bus is an in-process event bus. One goroutine, the loop, owns ordering:
 // it takes what publishers have queued, assigns Seq, appends the batch to
 // the store, and hands each event to every matching subscription's mailbox
-// under that subscription's overflow policy. All methods are safe for
-// concurrent use. Make one with New and stop it with Shutdown or Close.
+// under that subscription's overflow policy. (An acknowledged Publish that
+// finds the loop idle does that work itself, under the same lock; see
+// combine.) All methods are safe for concurrent use. Make one with New and
+// stop it with Shutdown or Close.
 type Bus struct {
 	cfg        busConfig
 	store      Store
