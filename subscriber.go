@@ -83,7 +83,7 @@ type Subscription struct {
 	closed   chan struct{} // closed once the mailbox is closed
 	closeMbx sync.Once
 
-	// Owned by the bus loop.
+	// Owned by the bus loop (whoever holds Bus.run).
 	lagging     bool // the catch-up goroutine is the mailbox's sender
 	lag         lagCount
 	ended       bool    // the loop has seen the end

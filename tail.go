@@ -7,7 +7,8 @@ const tailSize = 1024
 
 // tail is a ring of the most recent events the loop has fanned out, with
 // consecutive Seqs, so a catch-up goroutine can be taken back live without
-// the loop reading the store. It belongs to the loop.
+// the loop reading the store. It belongs to the loop (whoever holds
+// Bus.run).
 type tail struct {
 	ring []tailEntry
 	n    int    // entries held
