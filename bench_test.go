@@ -98,6 +98,19 @@ func (f *chanFanout) close() []int {
 	return f.got
 }
 
+// benchChannelOneTopic is the baseline for n subscribers of one topic.
+func benchChannelOneTopic(b *testing.B, n int, topic string) {
+	f := newChanFanout(n)
+	f.route[topic] = f.all
+	e := benchEvent(topic)
+	b.ReportAllocs()
+	for b.Loop() {
+		f.publish(e)
+	}
+	f.close()
+	reportDeliveries(b, b.N*n)
+}
+
 // reportDeliveries reports events/s (one event per b.N), deliveries/s and
 // ns/delivery.
 func reportDeliveries(b *testing.B, deliveries int) {
@@ -152,17 +165,7 @@ func TestPublishAllocs(t *testing.T) {
 // BenchmarkPublish is one publisher to one subscriber on an exact topic.
 func BenchmarkPublish(b *testing.B) {
 	ctx := context.Background()
-	b.Run("channel", func(b *testing.B) {
-		f := newChanFanout(1)
-		f.route["worker.task"] = f.all
-		e := benchEvent("worker.task")
-		b.ReportAllocs()
-		for b.Loop() {
-			f.publish(e)
-		}
-		f.close()
-		reportDeliveries(b, b.N)
-	})
+	b.Run("channel", func(b *testing.B) { benchChannelOneTopic(b, 1, "worker.task") })
 	for _, mode := range []struct {
 		name  string
 		store eventbus.Store
@@ -200,17 +203,7 @@ func BenchmarkPublish(b *testing.B) {
 func BenchmarkFanout(b *testing.B) {
 	const n = 100
 	ctx := context.Background()
-	b.Run(fmt.Sprintf("channel/subs=%d", n), func(b *testing.B) {
-		f := newChanFanout(n)
-		f.route["chat.room1"] = f.all
-		e := benchEvent("chat.room1")
-		b.ReportAllocs()
-		for b.Loop() {
-			f.publish(e)
-		}
-		f.close()
-		reportDeliveries(b, b.N*n)
-	})
+	b.Run(fmt.Sprintf("channel/subs=%d", n), func(b *testing.B) { benchChannelOneTopic(b, n, "chat.room1") })
 	for _, stalled := range []bool{false, true} {
 		name := fmt.Sprintf("bus/subs=%d", n)
 		if stalled {

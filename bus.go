@@ -430,6 +430,7 @@ func (b *Bus) accept(items []item) (now int64, perr error) {
 func (b *Bus) fanout(items []item, perr error, now int64, combining bool) int {
 	var n counts
 	defer b.addCounts(&n)
+	fresh := true // now was read for the first run
 	for i := 0; i < len(items); {
 		if c := items[i].ctl; c != nil {
 			b.handle(c)
@@ -440,10 +441,13 @@ func (b *Bus) fanout(items []item, perr error, now int64, combining bool) int {
 		for end < len(items) && end-i < maxRun && items[end].ctl == nil {
 			end++
 		}
+		if !fresh {
+			now = b.clock()
+		}
+		fresh = false
 		if !b.fanoutRun(items[i:end], perr, now, combining, &n) {
 			return i
 		}
-		now = b.clock()
 		i = end
 	}
 	return len(items)

@@ -62,7 +62,7 @@ type intake struct {
 	sleeping bool          // the loop waits on wake
 	handed   bool          // a publisher has handed the rest of a batch to the loop
 	wake     chan struct{} // capacity 1
-	space    chan struct{} // closed when the loop takes a batch; nil if nobody waits
+	space    chan struct{} // closed when a batch is taken; nil if nobody waits
 }
 
 func newIntake(capacity int) *intake {
