@@ -962,6 +962,12 @@ func TestShutdown(t *testing.T) {
 		running.Add(publishers)
 		for p := range publishers {
 			wg.Go(func() {
+				counted := false // running is told once, even if this one stops early
+				defer func() {
+					if !counted {
+						running.Done()
+					}
+				}()
 				publish := b.Publish
 				if p%2 == 1 {
 					publish = b.PublishAsync
@@ -975,6 +981,7 @@ func TestShutdown(t *testing.T) {
 					accepted[p] = append(accepted[p], n)
 					if n == 100 {
 						running.Done()
+						counted = true
 					}
 				}
 			})
