@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -27,7 +28,9 @@ type Bus struct {
 	ownsStore  bool
 	in         *intake
 	routes     atomic.Pointer[routeTable]
-	epoch      time.Time
+	epoch      time.Time       // the bus's clock starts here
+	seqEpoch   string          // see Epoch
+	lastSeq    atomic.Uint64   // the last Seq assigned, for LastSeq
 	root       context.Context // parent of handler contexts
 	cancelRoot context.CancelCauseFunc
 	abort      chan struct{} // closed when Shutdown stops waiting: Block sends give up
@@ -107,7 +110,16 @@ func New(opts ...Option) (*Bus, error) {
 			return nil, fmt.Errorf("%w: reading LastSeq: %w", ErrPersist, err)
 		}
 		b.seq, b.processed, b.stored = last, last, last
+		b.lastSeq.Store(last)
 		b.tail.init(tailSize, last)
+		if es, ok := b.store.(EpochStore); ok {
+			if b.seqEpoch, err = es.Epoch(context.Background()); err != nil {
+				return nil, fmt.Errorf("%w: reading Epoch: %w", ErrPersist, err)
+			}
+		}
+	}
+	if b.seqEpoch == "" {
+		b.seqEpoch = newEpoch()
 	}
 	b.routes.Store(emptyRoutes)
 	b.root, b.cancelRoot = context.WithCancelCause(context.Background())
@@ -115,6 +127,18 @@ func New(opts ...Option) (*Bus, error) {
 	go b.loop()
 	return b, nil
 }
+
+// Epoch names the bus's Seq numbering: it stays the same for as long as
+// Seqs continue one another (across restarts on a store that keeps its
+// events and implements EpochStore, such as sqlitestore) and changes when
+// numbering starts again (a new MemoryStore, no store). A client that
+// remembers a Seq remembers the epoch with it, and knows its Seq means
+// nothing here when the epoch differs.
+func (b *Bus) Epoch() string { return b.seqEpoch }
+
+// LastSeq returns the Seq of the last event the bus accepted (0 if none,
+// or the store's LastSeq at start).
+func (b *Bus) LastSeq() uint64 { return b.lastSeq.Load() }
 
 // clock returns monotonic nanoseconds since the bus started.
 func (b *Bus) clock() int64 { return int64(time.Since(b.epoch)) }
@@ -225,6 +249,13 @@ func (b *Bus) prepare(e *Event, checked bool) error {
 	}
 	if e.Payload == nil {
 		e.Payload = nullJSON
+	}
+	if len(e.Metadata) == 0 {
+		e.Metadata = nil
+	} else {
+		// The bus shares an accepted event among subscribers: it must
+		// not see the caller's later changes to the map.
+		e.Metadata = maps.Clone(e.Metadata)
 	}
 	if !e.Timestamp.IsZero() {
 		e.Timestamp = e.Timestamp.UTC()
@@ -408,6 +439,7 @@ func (b *Bus) accept(items []item) (now int64, perr error) {
 		ids.unlock()
 	}
 	b.published.Add(uint64(accepted))
+	b.lastSeq.Store(b.seq)
 	now = at
 	if len(b.toStore) > 0 {
 		if err := b.store.Append(context.Background(), b.toStore); err != nil {

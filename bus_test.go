@@ -1135,3 +1135,24 @@ func TestSubscribersAndStats(t *testing.T) {
 	assert.Positive(t, sst.LatencyMax)
 	assert.LessOrEqual(t, sst.LatencyP50, sst.LatencyMax)
 }
+
+func TestEpoch(t *testing.T) {
+	store := eventbus.NewMemoryStore()
+	b1 := newBus(t, eventbus.WithStore(store))
+	require.NoError(t, b1.Publish(t.Context(), eventbus.Event{Type: eventbus.ChatMessage, Topic: "e.a"}))
+	assert.Equal(t, uint64(1), b1.LastSeq())
+	require.NoError(t, b1.Close())
+
+	// A bus on the same store continues its numbering: same epoch.
+	b2 := newBus(t, eventbus.WithStore(store))
+	assert.Equal(t, b1.Epoch(), b2.Epoch())
+	assert.Equal(t, uint64(1), b2.LastSeq())
+
+	// A new store or no store starts numbering again: a new epoch.
+	b3 := newBus(t)
+	b4 := newBus(t, eventbus.WithStore(nil))
+	assert.NotEmpty(t, b3.Epoch())
+	assert.NotEqual(t, b1.Epoch(), b3.Epoch())
+	assert.NotEqual(t, b3.Epoch(), b4.Epoch())
+	assert.NotEmpty(t, b4.Epoch())
+}

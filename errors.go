@@ -29,6 +29,10 @@ var (
 	// or bytes that are not valid JSON.
 	ErrInvalidPayload = errors.New("eventbus: invalid payload")
 
+	// ErrInvalidMetadata reports event metadata that breaks the metadata
+	// rules (see Event.Metadata).
+	ErrInvalidMetadata = errors.New("eventbus: invalid metadata")
+
 	// ErrInvalidOption reports an option with a value outside its range.
 	ErrInvalidOption = errors.New("eventbus: invalid option")
 

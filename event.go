@@ -24,6 +24,11 @@ type Event struct {
 	Timestamp     time.Time       `json:"timestamp"`     // UTC
 	Source        string          `json:"source"`        // actor or user id
 	CorrelationID string          `json:"correlation_id,omitempty"`
+	// Metadata holds headers: trace context, retry and dead-letter details.
+	// Keys are 1–64 bytes of [A-Za-z0-9._-]; at most MaxMetadataPairs pairs
+	// and MaxMetadataBytes bytes of keys and values in all; nil when empty.
+	// Keys starting with "eventbus-" are the bus's own.
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // nullJSON is the payload of an event published with a nil Payload.
@@ -112,9 +117,10 @@ func (e Event) Decode(v any) error {
 	return json.Unmarshal(p, v)
 }
 
-// Validate checks the topic, the type and that the payload is valid JSON (a
-// nil payload counts as null). The error wraps ErrInvalidTopic,
-// ErrInvalidEventType or ErrInvalidPayload.
+// Validate checks the topic, the type, that the payload is valid JSON (a
+// nil payload counts as null) and the metadata. The error wraps
+// ErrInvalidTopic, ErrInvalidEventType, ErrInvalidPayload or
+// ErrInvalidMetadata.
 func (e Event) Validate() error { return e.validate() }
 
 // validate is Validate without copying the event (the publish path).
@@ -128,7 +134,54 @@ func (e *Event) validate() error {
 	if e.Payload != nil && !validJSON(e.Payload) {
 		return fmt.Errorf("%w: not valid JSON", ErrInvalidPayload)
 	}
+	if e.Metadata != nil {
+		return ValidateMetadata(e.Metadata)
+	}
 	return nil
+}
+
+// Metadata limits.
+const (
+	MaxMetadataPairs  = 32   // key/value pairs per event
+	MaxMetadataKeyLen = 64   // bytes per key
+	MaxMetadataBytes  = 8192 // bytes of keys and values together
+)
+
+// ValidateMetadata reports whether md is valid event metadata: keys of
+// 1–64 bytes of [A-Za-z0-9._-], at most MaxMetadataPairs pairs and
+// MaxMetadataBytes bytes of keys and values in all. Values may be any
+// string. The error wraps ErrInvalidMetadata and names the reason.
+func ValidateMetadata(md map[string]string) error {
+	if len(md) > MaxMetadataPairs {
+		return fmt.Errorf("%w: %d pairs, more than %d", ErrInvalidMetadata, len(md), MaxMetadataPairs)
+	}
+	size := 0
+	for k, v := range md {
+		if reason := checkMetadataKey(k); reason != "" {
+			return fmt.Errorf("%w: key %q: %s", ErrInvalidMetadata, clip(k), reason)
+		}
+		size += len(k) + len(v)
+	}
+	if size > MaxMetadataBytes {
+		return fmt.Errorf("%w: %d bytes, more than %d", ErrInvalidMetadata, size, MaxMetadataBytes)
+	}
+	return nil
+}
+
+func checkMetadataKey(k string) string {
+	switch {
+	case k == "":
+		return "empty"
+	case len(k) > MaxMetadataKeyLen:
+		return fmt.Sprintf("longer than %d bytes", MaxMetadataKeyLen)
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Sprintf("byte %q not in [A-Za-z0-9._-]", c)
+		}
+	}
+	return ""
 }
 
 // eventJSON mirrors Event for decoding with a strict timestamp.
@@ -143,6 +196,9 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	v.Timestamp = v.Timestamp.UTC()
+	if len(v.Metadata) == 0 {
+		v.Metadata = nil
+	}
 	if v.Payload != nil {
 		p, err := canonicalJSON(v.Payload)
 		if err != nil {

@@ -2,6 +2,8 @@ package eventbus_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -244,4 +246,59 @@ func FuzzEventJSON(f *testing.F) {
 		require.Equal(t, e.Source, back.Source)
 		require.Equal(t, e.CorrelationID, back.CorrelationID)
 	})
+}
+
+func TestValidateMetadata(t *testing.T) {
+	long := strings.Repeat("k", eventbus.MaxMetadataKeyLen)
+	many := map[string]string{}
+	for i := range eventbus.MaxMetadataPairs + 1 {
+		many[fmt.Sprintf("k%d", i)] = "v"
+	}
+	tests := []struct {
+		name string
+		md   map[string]string
+		ok   bool
+	}{
+		{"nil", nil, true},
+		{"trace context", map[string]string{"traceparent": "00-abc-def-01", "retry.count": "2", "x_y-Z": ""}, true},
+		{"longest key", map[string]string{long: "v"}, true},
+		{"empty key", map[string]string{"": "v"}, false},
+		{"key too long", map[string]string{long + "k": "v"}, false},
+		{"space in key", map[string]string{"a b": "v"}, false},
+		{"colon in key", map[string]string{"a:b": "v"}, false},
+		{"too many pairs", many, false},
+		{"too many bytes", map[string]string{"big": strings.Repeat("v", eventbus.MaxMetadataBytes)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := eventbus.ValidateMetadata(tt.md)
+			e, nerr := eventbus.NewEvent(eventbus.ChatMessage, "chat.a", nil, "me")
+			require.NoError(t, nerr)
+			e.Metadata = tt.md
+			if tt.ok {
+				assert.NoError(t, err)
+				assert.NoError(t, e.Validate())
+				return
+			}
+			assert.ErrorIs(t, err, eventbus.ErrInvalidMetadata)
+			assert.ErrorIs(t, e.Validate(), eventbus.ErrInvalidMetadata)
+		})
+	}
+}
+
+func TestMetadataDelivered(t *testing.T) {
+	bus := newBus(t)
+	sub, err := bus.Subscribe(t.Context(), "md.*")
+	require.NoError(t, err)
+	md := map[string]string{"traceparent": "00-1-2-01"}
+	require.NoError(t, bus.Publish(t.Context(), eventbus.Event{Type: eventbus.ChatMessage, Topic: "md.a", Metadata: md}))
+	md["traceparent"] = "changed after publish"
+	got := recvWithin(t, sub, time.Second)
+	assert.Equal(t, map[string]string{"traceparent": "00-1-2-01"}, got.Metadata)
+
+	data, err := json.Marshal(got)
+	require.NoError(t, err)
+	var back eventbus.Event
+	require.NoError(t, json.Unmarshal(data, &back))
+	assert.Equal(t, got, back)
 }

@@ -36,6 +36,21 @@ type Store interface {
 	Close() error
 }
 
+// EpochStore is an optional extension of Store for stores that can tell
+// whether Seq numbering has restarted: Epoch returns a string that stays the
+// same for as long as the store keeps its events and their Seqs (across
+// process restarts, for a file-backed store) and changes when numbering
+// starts again (a new MemoryStore, a new file). It must be safe for
+// concurrent use. A bus whose store does not implement it makes a new epoch
+// each time it starts (see Bus.Epoch).
+type EpochStore interface {
+	Epoch(ctx context.Context) (string, error)
+}
+
+// newEpoch returns a fresh epoch: a ULID string, unique and sortable by
+// the time it was made.
+func newEpoch() string { return newID(time.Now()).String() }
+
 // Query selects stored events; see Store and Bus.Query.
 type Query struct {
 	Pattern  string    // topic pattern; "" matches every topic
@@ -105,11 +120,12 @@ type MemoryStore struct {
 	lastSeq uint64
 	closed  bool
 	now     func() time.Time
+	epoch   string
 }
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore(opts ...MemoryStoreOption) *MemoryStore {
-	m := &MemoryStore{maxEvents: DefaultMemoryEvents, now: time.Now}
+	m := &MemoryStore{maxEvents: DefaultMemoryEvents, now: time.Now, epoch: newEpoch()}
 	for _, o := range opts {
 		if o != nil {
 			o(m)
@@ -117,6 +133,10 @@ func NewMemoryStore(opts ...MemoryStoreOption) *MemoryStore {
 	}
 	return m
 }
+
+// Epoch returns the store's epoch, made when the store was: a MemoryStore's
+// Seq numbering does not outlive it. It implements EpochStore.
+func (m *MemoryStore) Epoch(context.Context) (string, error) { return m.epoch, nil }
 
 func (m *MemoryStore) at(i int) *Event { return &m.ring[(m.head+i)%len(m.ring)] }
 
