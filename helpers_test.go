@@ -85,7 +85,22 @@ func recvN(t tb, sub *eventbus.Subscription, n int, d time.Duration) []eventbus.
 
 // pending drains what is in sub's mailbox now, without waiting.
 func pending(sub *eventbus.Subscription) []eventbus.Event {
+	// The first events wait in C, the rest behind it, moving in as C is
+	// read: receive as many as Stats says wait, and then what C still
+	// holds (events that arrived meanwhile).
 	var out []eventbus.Event
+	deadline := time.After(10 * time.Second)
+	for n := sub.Stats().Pending; n > 0; n-- {
+		select {
+		case e, ok := <-sub.C():
+			if !ok {
+				return out
+			}
+			out = append(out, e)
+		case <-deadline:
+			panic("pending: events counted in Stats().Pending never reached C")
+		}
+	}
 	for {
 		select {
 		case e, ok := <-sub.C():

@@ -2,7 +2,6 @@ package eventbus
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"time"
 )
@@ -10,10 +9,9 @@ import (
 // item is one entry of the bus mailbox: an event to publish, or a control
 // request that the loop handles in order with the events around it.
 type item struct {
-	e       Event
-	at      int64   // b.clock() at acceptance
-	persist bool    // to be appended to the store
-	w       *waiter // the synchronous publisher waiting for the result, if any
+	env     *envelope // the event, shared from acceptance on
+	persist bool      // to be appended to the store
+	w       *waiter   // the synchronous publisher waiting for the result, if any
 	ctl     *control
 }
 
@@ -31,26 +29,26 @@ func newWaiter() any { return &waiter{ch: make(chan error, 1)} }
 type controlKind uint8
 
 const (
-	ctlEnd      controlKind = iota + 1 // a subscription ended: close its mailbox
-	ctlFlush                           // close done when reached
-	ctlHandover                        // a catch-up goroutine asks to go live
-	ctlReplay                          // a FromSeq/Since subscription starts its replay
+	ctlEnd    controlKind = iota + 1 // a subscription ended: close its mailbox
+	ctlFlush                         // close done when reached
+	ctlRejoin                        // a catch-up goroutine asks to go live
+	ctlReplay                        // a FromSeq/Since subscription starts its replay
 )
 
 type control struct {
 	kind   controlKind
 	sub    *Subscription
 	cursor uint64
-	caught uint64    // ctlHandover: events the goroutine delivered above its mark
+	caught uint64    // ctlRejoin: events the goroutine delivered above its mark
 	since  time.Time // ctlReplay
 	done   chan struct{}
-	reply  chan handoverReply
+	reply  chan rejoinReply
 }
 
-// intake is the bus mailbox: a slice that publishers append to under a
-// mutex and that the holder of the bus's run lock (the loop, or a
-// combining publisher) swaps out whole, so one wake-up carries a whole
-// batch. Events count against the capacity; control requests do not, so
+// intake is the bus's queue of accepted events: a slice that publishers
+// append to under a mutex and that the holder of loop.mu (the loop
+// goroutine, or a publisher on its turn) swaps out whole, so one wake-up
+// carries a whole batch. Events count against the capacity; control requests do not, so
 // ending a subscription never waits for room.
 type intake struct {
 	mu       sync.Mutex
@@ -60,9 +58,29 @@ type intake struct {
 	closed   bool          // no new events
 	stopped  bool          // the loop has exited: no new controls either
 	sleeping bool          // the loop waits on wake
-	handed   bool          // a publisher has handed the rest of a batch to the loop
+	left     bool          // a publisher left the rest of a batch to the loop goroutine
 	wake     chan struct{} // capacity 1
 	space    chan struct{} // closed when a batch is taken; nil if nobody waits
+	slab     envSlab
+}
+
+// slabSize is how many envelopes are allocated at once.
+const slabSize = 32
+
+// envSlab hands out envelopes from arrays of slabSize, one allocation per
+// slabSize events. An array lives while any of its envelopes is
+// referenced, so it is kept small.
+type envSlab struct {
+	arr  *[slabSize]envelope
+	used int
+}
+
+func (s *envSlab) next() *envelope {
+	if s.arr == nil || s.used == slabSize {
+		s.arr, s.used = new([slabSize]envelope), 0
+	}
+	s.used++
+	return &s.arr[s.used-1]
 }
 
 func newIntake(capacity int) *intake {
@@ -78,9 +96,9 @@ func (q *intake) wakeLocked() {
 }
 
 // put appends an event, waiting (bounded by ctx) while the mailbox is full.
-// w is the synchronous publisher's waiter, or nil. wake says to wake the
-// loop if it sleeps; a publisher that will try to process the event itself
-// leaves it asleep.
+// w is the acknowledged publisher's waiter, or nil. wake says to wake the
+// loop if it sleeps; a publisher that will try to take the loop's turn
+// itself leaves it asleep.
 func (q *intake) put(ctx context.Context, e *Event, persist bool, w *waiter, wake bool) error {
 	q.mu.Lock()
 	for !q.closed && q.events >= q.capacity {
@@ -100,10 +118,10 @@ func (q *intake) put(ctx context.Context, e *Event, persist bool, w *waiter, wak
 		q.mu.Unlock()
 		return ErrClosed
 	}
-	// Grow, then fill the new slot in place: the event is copied once.
-	n := len(q.items)
-	q.items = slices.Grow(q.items, 1)[:n+1]
-	q.items[n] = item{e: *e, persist: persist, w: w}
+	// The event is copied once, into its envelope.
+	env := q.slab.next()
+	env.e = *e
+	q.items = append(q.items, item{env: env, persist: persist, w: w})
 	q.events++
 	if wake {
 		q.wakeLocked()
@@ -155,12 +173,12 @@ func (q *intake) depth() int {
 }
 
 // wait is where the loop sleeps: it returns true once there is work (items
-// or a handed-over batch), and false once the intake is closed and
+// or a left batch), and false once the intake is closed and
 // drained; from then on control requests are refused.
 func (q *intake) wait() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for len(q.items) == 0 && !q.handed {
+	for len(q.items) == 0 && !q.left {
 		if q.closed {
 			q.stopped = true
 			return false
@@ -174,7 +192,7 @@ func (q *intake) wait() bool {
 }
 
 // takeNow returns every item waiting (perhaps none), handing spare back as
-// the next buffer. The caller holds the bus's run lock.
+// the next buffer. The caller holds loop.mu.
 func (q *intake) takeNow(spare []item) []item {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -188,28 +206,29 @@ func (q *intake) takeNow(spare []item) []item {
 	return items
 }
 
-// kick wakes the loop if work waits for it: a publisher that processed a
-// batch calls it after letting go of the run lock, for items that others
+// kick wakes the loop if work waits for it: a publisher that took the
+// loop's turn calls it after letting go of loop.mu, for items that others
 // put meanwhile without waking the loop.
 func (q *intake) kick() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items) > 0 || q.handed {
+	if len(q.items) > 0 || q.left {
 		q.wakeLocked()
 	}
 }
 
-// handOver records that the rest of a batch waits for the loop. It is
-// called under the run lock, so the loop cannot miss it and stop.
-func (q *intake) handOver() {
+// leave records that a publisher left the rest of a batch to the loop
+// goroutine. It is called under loop.mu, so the loop cannot miss it and
+// stop.
+func (q *intake) leave() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.handed = true
+	q.left = true
 }
 
-// resumed records that the loop has taken up a handed-over batch.
+// resumed records that the loop goroutine has taken up a left batch.
 func (q *intake) resumed() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.handed = false
+	q.left = false
 }

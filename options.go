@@ -27,8 +27,9 @@ type PublishOption interface{ applyPub(*pubConfig) }
 
 // Defaults.
 const (
-	DefaultBufferSize = 1000 // subscriber mailbox
-	DefaultQueueSize  = 4096 // bus mailbox
+	DefaultBufferSize  = 1000                 // subscriber mailbox
+	DefaultQueueSize   = 4096                 // the bus's intake queue
+	DefaultStallBudget = 5 * time.Millisecond // see WithStallBudget
 )
 
 type busConfig struct {
@@ -41,6 +42,7 @@ type busConfig struct {
 	logger         *slog.Logger
 	errorHandler   func(error)
 	authorizer     Authorizer
+	stallBudget    time.Duration
 	noRouteCache   bool // testing
 }
 
@@ -64,6 +66,7 @@ func defaultBusConfig() busConfig {
 		persistDefault: true,
 		sub:            subConfig{buffer: DefaultBufferSize, overflow: DropOldest},
 		queueSize:      DefaultQueueSize,
+		stallBudget:    DefaultStallBudget,
 		logger:         slog.Default(),
 	}
 }
@@ -283,6 +286,23 @@ func WithoutPersist() PublishOption {
 func withoutRouteCache() Option {
 	return busOption(func(c *busConfig) error {
 		c.noRouteCache = true
+		return nil
+	})
+}
+
+// WithStallBudget sets how long, per slow episode, publishing waits for a
+// subscription whose mailbox is full before its overflow policy applies
+// (pacing; see the package doc): a subscriber that keeps up makes room
+// within it and loses nothing, one that does not is then slow, and is not
+// waited for again until its mailbox has drained to half its bound. Block
+// subscriptions wait by their own rule (WithBlockTimeout). 0 turns pacing
+// off: policies apply as soon as a mailbox is full. Default: 5ms.
+func WithStallBudget(d time.Duration) Option {
+	return busOption(func(c *busConfig) error {
+		if d < 0 {
+			return invalidOption("WithStallBudget", d, "must not be negative")
+		}
+		c.stallBudget = d
 		return nil
 	})
 }

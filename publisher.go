@@ -37,7 +37,7 @@ func (p *Publisher) Emit(ctx context.Context, t EventType, topic string, payload
 		return Event{}, err
 	}
 	e.CorrelationID = p.correlation
-	seq, err := p.b.publish(ctx, &e, nil, true, true)
+	seq, err := p.b.publish(ctx, &e, nil, pubAck|pubChecked)
 	if err != nil {
 		return Event{}, err
 	}

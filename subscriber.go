@@ -3,8 +3,6 @@ package eventbus
 import (
 	"context"
 	"fmt"
-	"math/bits"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,26 +68,20 @@ type Subscription struct {
 	overflow  Overflow
 	blockWait time.Duration
 
-	ch  chan Event    // the mailbox of a Subscribe subscription; for Handle, closed only
-	hch chan envelope // the mailbox of a Handle subscription
+	mb mailbox    // events waiting for the reader or the handler
+	c  chan Event // what C returns: mb.out, or for Handle a channel that only closes
 
 	pats atomic.Pointer[[]pattern] // current patterns; written under b.subMu
 
-	done     chan struct{} // closed when the subscription ends
-	endOnce  sync.Once
-	err      error // why it ended; written before done is closed
-	mu       sync.Mutex
-	stopCtx  func() bool   // stops the AfterFunc of the Subscribe ctx; guarded by mu
-	closed   chan struct{} // closed once the mailbox is closed
-	closeMbx sync.Once
+	done    chan struct{} // closed when the subscription ends
+	endOnce sync.Once
+	err     error // why it ended; written before done is closed
+	mu      sync.Mutex
+	stopCtx func() bool // stops the AfterFunc of the Subscribe ctx; guarded by mu
 
-	// Owned by the bus loop (whoever holds Bus.run).
-	lagging     bool // the catch-up goroutine is the mailbox's sender
-	lag         lagCount
-	ended       bool    // the loop has seen the end
-	lastSeq     uint64  // the highest Seq given to the mailbox, or skipped over
-	run         []int32 // fanoutRun's scratch: the events of a run this one gets
-	overflowing bool    // in a drop episode (reported once per episode)
+	dl delivery // the loop's state for it; only a holder of loop.mu touches it
+
+	closeHandleC sync.Once // Handle: c is closed once
 
 	delivered  atomic.Uint64
 	dropped    atomic.Uint64
@@ -98,36 +90,16 @@ type Subscription struct {
 	runtimeHst histogram // handler run time (Handle)
 }
 
-// lagCount is the loop's account of one lagging episode: the persisted,
-// matching events with Seq above mark that the loop skipped because the
-// catch-up goroutine is to deliver them (owed), and those the loop handed
-// over itself. At the hand-over, what the goroutine reports it delivered
-// above mark settles the account; the rest was lost (past the store's
-// retention) and is counted as dropped.
-type lagCount struct {
-	counting bool
-	mark     uint64
-	since    time.Time // Since: only events stamped at or after it are replayed
-	owed     uint64
-	handed   uint64
-}
-
-// wants reports whether the catch-up goroutine would deliver e (its Since
-// filter); matching patterns is checked apart.
-func (l *lagCount) wants(e *Event) bool {
-	return l.since.IsZero() || !e.Timestamp.Before(l.since)
-}
-
-// envelope carries an event to a handler with its acceptance time, so the
-// handler runner can measure delivery latency.
-type envelope struct {
-	e  Event
-	at int64 // b.clock() at acceptance; 0 when unknown (replayed)
-}
-
-// C returns the mailbox. It is closed when the subscription ends. For a
-// subscription made by Handle, events go to the handler and C only closes.
-func (s *Subscription) C() <-chan Event { return s.ch }
+// C returns the mailbox's channel. It holds the first few waiting events
+// (16 at most); the rest of the backlog, up to the subscription's bound,
+// waits behind it and moves in as the reader receives, so a receive that
+// does not wait may find C empty while events still wait behind it
+// (Stats().Pending counts them all). After the subscription ends, C is
+// closed once every waiting event has been received, or once the reader
+// has left one unreceived for 200ms (the rest are then dropped and
+// counted). For a subscription made by Handle, events go to the handler
+// and C only closes.
+func (s *Subscription) C() <-chan Event { return s.c }
 
 // ID returns the subscription's bus-unique ID.
 func (s *Subscription) ID() string { return s.id }
@@ -170,12 +142,13 @@ func (s *Subscription) Remove(pattern string) error {
 	return s.b.changePatterns(s, pattern, false)
 }
 
-// Close ends the subscription and returns once its mailbox is closed.
+// Close ends the subscription and returns once nothing more enters its
+// mailbox (see C for when C closes).
 // Events already in C stay readable. Closing an ended subscription is a
 // no-op. It returns nil.
 func (s *Subscription) Close() error {
 	s.end(ErrClosed)
-	<-s.closed
+	<-s.mb.sealed
 	return nil
 }
 
@@ -225,19 +198,8 @@ func (s *Subscription) Stats() SubscriptionStats {
 }
 
 // pending and capacity measure the mailbox.
-func (s *Subscription) pending() int {
-	if s.hch != nil {
-		return len(s.hch)
-	}
-	return len(s.ch)
-}
-
-func (s *Subscription) capacity() int {
-	if s.hch != nil {
-		return cap(s.hch)
-	}
-	return cap(s.ch)
-}
+func (s *Subscription) pending() int  { return s.mb.pending() }
+func (s *Subscription) capacity() int { return s.mb.bound }
 
 // matches reports whether topic matches one of the current patterns.
 func (s *Subscription) matches(topic string) bool {
@@ -277,266 +239,74 @@ func (s *Subscription) end(err error) {
 	if !s.finish(err) {
 		return
 	}
-	s.b.detach(s)
+	s.b.reg.remove(s)
 	if !s.b.in.control(control{kind: ctlEnd, sub: s}) {
 		// The loop has stopped: nobody sends any more unless a catch-up
 		// goroutine does, and that one closes the mailbox when it sees done.
-		if !s.lagging {
+		if !s.isLagging.Load() {
 			s.closeMailbox()
 		}
 	}
 }
 
-// closeMailbox closes the mailbox. Only the current sender calls it.
+// closeMailbox ends the mailbox: nothing more enters, and C closes once
+// what waits has been received. Only the current sender calls it.
 func (s *Subscription) closeMailbox() {
-	s.closeMbx.Do(func() {
-		if s.hch != nil {
-			close(s.hch)
-		}
-		close(s.ch)
-		close(s.closed)
-	})
+	s.mb.end()
+	if s.mb.out == nil {
+		s.closeHandleC.Do(func() { close(s.c) })
+	}
 }
 
-// trySend puts e into the mailbox if there is room.
-func (s *Subscription) trySend(e *Event, at int64) bool {
-	if s.hch != nil {
-		select {
-		case s.hch <- envelope{e: *e, at: at}:
-			return true
-		default:
-			return false
+// trySend puts env into the mailbox if there is room, starting a pump
+// when a backlog forms behind C.
+func (s *Subscription) trySend(env *envelope) bool {
+	ok, start := s.mb.push(env)
+	if start {
+		s.startPump()
+	}
+	return ok
+}
+
+// startPump starts the goroutine that moves the backlog into C (see
+// mailbox.pumpRun). The mailbox owns it, and it stops by itself: when the
+// backlog has been received, or, once the subscription has ended, when
+// the reader has left an event unreceived for drainGrace. Shutdown does
+// not wait for it, so that a reader can drain C after Shutdown returns.
+func (s *Subscription) startPump() {
+	go func() {
+		if lost := s.mb.pumpRun(s.done); lost > 0 {
+			s.dropped.Add(uint64(lost))
+			s.b.dropped.Add(uint64(lost))
 		}
-	}
-	select {
-	case s.ch <- *e:
-		return true
-	default:
-		return false
-	}
+	}()
 }
 
 // evictOldest takes the oldest event out of the mailbox, if any. Only the
-// sender calls it: the receiver can only make more room meanwhile.
-func (s *Subscription) evictOldest() bool {
-	if s.hch != nil {
-		select {
-		case <-s.hch:
+// sender calls it.
+func (s *Subscription) evictOldest() bool { return s.mb.evictOldest() }
+
+// sendWait puts env into the mailbox, waiting for room until stop, abort
+// or the subscription's end. It reports whether env was sent.
+func (s *Subscription) sendWait(env *envelope, stop <-chan time.Time, abort <-chan struct{}) bool {
+	for {
+		if s.trySend(env) {
 			return true
-		default:
+		}
+		if s.mb.backlogInOut() {
+			// Only the reader can make room, and it tells nobody: wait
+			// on C itself.
+			select {
+			case s.mb.out <- env.e:
+				return true
+			case <-stop:
+			case <-abort:
+			case <-s.done:
+			}
+			return false
+		}
+		if !s.mb.waitRoom(s.mb.bound-1, stop, abort, s.done) {
 			return false
 		}
 	}
-	select {
-	case <-s.ch:
-		return true
-	default:
-		return false
-	}
-}
-
-// sendWait puts e into the mailbox, waiting for room until stop or the
-// subscription's end. It reports whether e was sent.
-func (s *Subscription) sendWait(e *Event, at int64, stop <-chan time.Time, abort <-chan struct{}) bool {
-	if s.hch != nil {
-		select {
-		case s.hch <- envelope{e: *e, at: at}:
-			return true
-		case <-stop:
-		case <-abort:
-		case <-s.done:
-		}
-		return false
-	}
-	select {
-	case s.ch <- *e:
-		return true
-	case <-stop:
-	case <-abort:
-	case <-s.done:
-	}
-	return false
-}
-
-// runHandler is the goroutine of a Handle subscription: it calls h for each
-// event in order, recovering errors and panics, until the mailbox closes.
-// Its ctx is cancelled with ErrClosed when it returns, or earlier when the
-// bus gives up waiting for handlers at Shutdown; events left then are
-// dropped and counted.
-func (b *Bus) runHandler(s *Subscription, base context.Context, h func(context.Context, Event) error) {
-	ctx, cancel := context.WithCancelCause(context.WithoutCancel(base))
-	stop := context.AfterFunc(b.root, func() { cancel(ErrClosed) })
-	defer func() {
-		stop()
-		cancel(ErrClosed)
-	}()
-	for env := range s.hch {
-		if ctx.Err() != nil {
-			s.dropped.Add(1)
-			b.dropped.Add(1)
-			continue
-		}
-		start := b.clock()
-		if env.at != 0 {
-			s.latency.observe(start - env.at)
-		}
-		err := callHandler(ctx, h, env.e)
-		s.runtimeHst.observe(b.clock() - start)
-		if err != nil {
-			b.report(&EventError{ID: env.e.ID, Topic: env.e.Topic, Err: err})
-		}
-	}
-}
-
-// callHandler runs h, turning an error or a panic into an error wrapping
-// ErrHandler.
-func callHandler(ctx context.Context, h func(context.Context, Event) error, e Event) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("%w: %w", ErrHandler, &PanicError{Value: v, Stack: debug.Stack()})
-		}
-	}()
-	if err := h(ctx, e); err != nil {
-		return fmt.Errorf("%w: %w", ErrHandler, err)
-	}
-	return nil
-}
-
-// catchUpPage is how many events the catch-up goroutine reads per query.
-const catchUpPage = 256
-
-// catchUp is the goroutine that feeds a lagging subscription from the store,
-// starting after cursor (and at since, if set), until the bus loop takes it
-// back live. It is the mailbox's only sender while it runs. It counts the
-// events it delivers above mark for the loop's lagCount.
-func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint64) {
-	var caught uint64 // events delivered above mark (see lagCount)
-	var failing bool  // the store's last Query failed
-	var backoff *time.Timer
-	defer func() {
-		if backoff != nil {
-			backoff.Stop()
-		}
-	}()
-	// wait pauses after a fruitless round so a stuck store is not polled hot.
-	wait := func() bool {
-		if backoff == nil {
-			backoff = time.NewTimer(10 * time.Millisecond)
-		} else {
-			backoff.Reset(10 * time.Millisecond)
-		}
-		select {
-		case <-backoff.C:
-			return true
-		case <-s.done:
-			return false
-		}
-	}
-	for {
-		select {
-		case <-s.done:
-			s.closeMailbox()
-			return
-		default:
-		}
-		pats := *s.pats.Load()
-		q := Query{Pattern: "*", Since: since, AfterSeq: cursor, Limit: catchUpPage}
-		if len(pats) == 1 {
-			q.Pattern = pats[0].src
-		}
-		events, err := b.store.Query(context.Background(), q)
-		if err != nil {
-			if !failing { // once per failure episode, not every retry
-				b.report(fmt.Errorf("eventbus: catch-up of subscription %s: %w", s.id, err))
-			}
-			failing = true
-			if !wait() {
-				s.closeMailbox()
-				return
-			}
-			continue
-		}
-		failing = false
-		for i := range events {
-			e := &events[i]
-			if s.matches(e.Topic) {
-				if !s.sendWait(e, 0, nil, nil) {
-					s.closeMailbox()
-					return
-				}
-				s.delivered.Add(1)
-				b.delivered.Add(1)
-				if e.Seq > mark {
-					caught++
-				}
-			}
-			cursor = e.Seq
-		}
-		if len(events) == catchUpPage {
-			continue
-		}
-		r, ok := b.handover(s, cursor, caught)
-		switch {
-		case !ok || r.ended:
-			s.finish(ErrClosed)
-			s.closeMailbox()
-			return
-		case r.live:
-			return
-		}
-		progressed := r.cursor > cursor
-		cursor = r.cursor
-		if !progressed && len(events) == 0 && !wait() {
-			s.closeMailbox()
-			return
-		}
-	}
-}
-
-// histogram counts durations in power-of-two nanosecond buckets, so
-// observing allocates nothing and takes two atomic operations.
-type histogram struct {
-	buckets [64]atomic.Uint64
-	max     atomic.Int64
-}
-
-func (h *histogram) observe(ns int64) {
-	if ns < 0 {
-		ns = 0
-	}
-	h.buckets[bits.Len64(uint64(ns))].Add(1)
-	for {
-		m := h.max.Load()
-		if ns <= m || h.max.CompareAndSwap(m, ns) {
-			return
-		}
-	}
-}
-
-// summary returns the p50 and p99 bucket upper bounds and the maximum.
-func (h *histogram) summary() (p50, p99, maxd time.Duration) {
-	var counts [64]uint64
-	var total uint64
-	for i := range h.buckets {
-		counts[i] = h.buckets[i].Load()
-		total += counts[i]
-	}
-	if total == 0 {
-		return 0, 0, 0
-	}
-	maxd = time.Duration(h.max.Load())
-	quantile := func(q float64) time.Duration {
-		rank := uint64(q*float64(total-1)) + 1
-		var seen uint64
-		for i, c := range counts {
-			if seen += c; seen >= rank {
-				if i == 0 {
-					return 0
-				}
-				return min(time.Duration(uint64(1)<<i-1), maxd)
-			}
-		}
-		return maxd
-	}
-	return quantile(0.50), quantile(0.99), maxd
 }

@@ -2,36 +2,36 @@ package eventbus
 
 import "iter"
 
-// tailSize is how many recent events the loop keeps for hand-overs.
+// tailSize is how many recent events the loop keeps for rejoins.
 const tailSize = 1024
 
 // tail is a ring of the most recent events the loop has fanned out, with
 // consecutive Seqs, so a catch-up goroutine can be taken back live without
-// the loop reading the store. It belongs to the loop (whoever holds
-// Bus.run).
+// the loop reading the store. It belongs to the loop. It holds the stored
+// events only: a lagging subscription is owed nothing else, and an event
+// that was never stored is not kept alive once delivered.
 type tail struct {
-	ring []tailEntry
-	n    int    // entries held
-	last uint64 // Seq of the newest entry (or the store's LastSeq at start)
-}
-
-type tailEntry struct {
-	e       Event
-	at      int64
-	persist bool // stored, so a lagging subscription missed it
+	ring []*envelope // nil for an event that was not stored
+	n    int         // entries held
+	last uint64      // Seq of the newest entry (or the store's LastSeq at start)
 }
 
 func (t *tail) init(size int, last uint64) {
-	t.ring = make([]tailEntry, size)
+	t.ring = make([]*envelope, size)
 	t.last = last
 }
 
-func (t *tail) add(it *item, persisted bool) {
+// add records the next event, env.e.Seq == t.last+1; stored says whether
+// the store has it.
+func (t *tail) add(env *envelope, stored bool) {
 	if len(t.ring) == 0 {
 		return
 	}
-	t.last = it.e.Seq
-	t.ring[t.last%uint64(len(t.ring))] = tailEntry{e: it.e, at: it.at, persist: persisted}
+	t.last = env.e.Seq
+	if !stored {
+		env = nil
+	}
+	t.ring[t.last%uint64(len(t.ring))] = env
 	t.n = min(t.n+1, len(t.ring))
 }
 
@@ -40,12 +40,12 @@ func (t *tail) covers(from uint64) bool {
 	return from+uint64(t.n) > t.last
 }
 
-// since yields the entries with Seq from on, oldest first. covers(from)
-// must hold.
-func (t *tail) since(from uint64) iter.Seq[*tailEntry] {
-	return func(yield func(*tailEntry) bool) {
+// since yields the Seqs from from on, oldest first, with their events (nil
+// for one that was not stored). covers(from) must hold.
+func (t *tail) since(from uint64) iter.Seq2[uint64, *envelope] {
+	return func(yield func(uint64, *envelope) bool) {
 		for seq := from; seq <= t.last; seq++ {
-			if !yield(&t.ring[seq%uint64(len(t.ring))]) {
+			if !yield(seq, t.ring[seq%uint64(len(t.ring))]) {
 				return
 			}
 		}

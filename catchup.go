@@ -1,0 +1,182 @@
+package eventbus
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// lagCount is the loop's account of one lagging episode: the persisted,
+// matching events with Seq above mark that the loop skipped because the
+// catch-up goroutine is to deliver them (owed), and those the loop handed
+// over itself. At the hand-over, what the goroutine reports it delivered
+// above mark settles the account; the rest was lost (past the store's
+// retention) and is counted as dropped.
+type lagCount struct {
+	counting bool
+	mark     uint64
+	since    time.Time // Since: only events stamped at or after it are replayed
+	owed     uint64
+	handed   uint64
+}
+
+// wants reports whether the catch-up goroutine would deliver e (its Since
+// filter); matching patterns is checked apart.
+func (l *lagCount) wants(e *Event) bool {
+	return l.since.IsZero() || !e.Timestamp.Before(l.since)
+}
+
+// catchUpPage is how many events the catch-up goroutine reads per query.
+const catchUpPage = 256
+
+// catchUp is the goroutine that feeds a lagging subscription from the store,
+// starting after cursor (and at since, if set), until the bus loop takes it
+// back live (rejoin). It is the mailbox's only sender while it runs. It counts the
+// events it delivers above mark for the loop's lagCount.
+func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint64) {
+	var caught uint64 // events delivered above mark (see lagCount)
+	var failing bool  // the store's last Query failed
+	var backoff *time.Timer
+	defer func() {
+		if backoff != nil {
+			backoff.Stop()
+		}
+	}()
+	// wait pauses after a fruitless round so a stuck store is not polled hot.
+	wait := func() bool {
+		if backoff == nil {
+			backoff = time.NewTimer(10 * time.Millisecond)
+		} else {
+			backoff.Reset(10 * time.Millisecond)
+		}
+		select {
+		case <-backoff.C:
+			return true
+		case <-s.done:
+			return false
+		}
+	}
+	for {
+		select {
+		case <-s.done:
+			s.closeMailbox()
+			return
+		default:
+		}
+		pats := *s.pats.Load()
+		q := Query{Pattern: "*", Since: since, AfterSeq: cursor, Limit: catchUpPage}
+		if len(pats) == 1 {
+			q.Pattern = pats[0].src
+		}
+		events, err := b.store.Query(context.Background(), q)
+		if err != nil {
+			if !failing { // once per failure episode, not every retry
+				b.report(fmt.Errorf("eventbus: catch-up of subscription %s: %w", s.id, err))
+			}
+			failing = true
+			if !wait() {
+				s.closeMailbox()
+				return
+			}
+			continue
+		}
+		failing = false
+		for i := range events {
+			e := &events[i]
+			if s.matches(e.Topic) {
+				if !s.sendWait(&envelope{e: *e}, nil, nil) {
+					s.closeMailbox()
+					return
+				}
+				s.delivered.Add(1)
+				b.delivered.Add(1)
+				if e.Seq > mark {
+					caught++
+				}
+			}
+			cursor = e.Seq
+		}
+		if len(events) == catchUpPage {
+			continue
+		}
+		r, ok := b.rejoin(s, cursor, caught)
+		switch {
+		case !ok || r.ended:
+			s.finish(ErrClosed)
+			s.closeMailbox()
+			return
+		case r.live:
+			return
+		}
+		progressed := r.cursor > cursor
+		cursor = r.cursor
+		if !progressed && len(events) == 0 && !wait() {
+			s.closeMailbox()
+			return
+		}
+	}
+}
+
+type rejoinReply struct {
+	live   bool   // the loop is the sender again
+	ended  bool   // the subscription has ended
+	cursor uint64 // otherwise: the catch-up goroutine goes on after cursor
+}
+
+// rejoin asks the loop to take s back live after cursor. It reports
+// false if the loop has stopped.
+func (b *Bus) rejoin(s *Subscription, cursor, caught uint64) (rejoinReply, bool) {
+	reply := make(chan rejoinReply, 1)
+	if !b.in.control(control{kind: ctlRejoin, sub: s, cursor: cursor, caught: caught, reply: reply}) {
+		return rejoinReply{}, false
+	}
+	return <-reply, true
+}
+
+// rejoin is the loop's side of a catch-up goroutine's request to go
+// live. Every event up to l.processed has been fanned out; those after
+// cursor that s missed are in the tail or the store. If the tail holds
+// them all and they fit in the mailbox, the loop delivers them and s is
+// live again; otherwise the catch-up goroutine goes on from the last one
+// delivered.
+func (l *loop) rejoin(s *Subscription, cursor, caught uint64) rejoinReply {
+	b, d := l.b, &s.dl
+	if d.ended {
+		return rejoinReply{ended: true}
+	}
+	// Only stored events are owed to a lagging subscription: when none
+	// came after cursor, it goes live whatever the tail holds.
+	if cursor < l.processed && cursor < l.stored {
+		if !l.tail.covers(cursor + 1) {
+			return rejoinReply{cursor: cursor}
+		}
+		for seq, env := range l.tail.since(cursor + 1) {
+			if env == nil || !s.matches(env.e.Topic) || !d.lag.wants(&env.e) {
+				cursor = seq
+				continue
+			}
+			if !s.trySend(env) {
+				return rejoinReply{cursor: cursor}
+			}
+			s.delivered.Add(1)
+			b.delivered.Add(1)
+			if seq > d.lag.mark {
+				d.lag.handed++
+			}
+			cursor = seq
+		}
+	}
+	d.lagging = false
+	s.isLagging.Store(false)
+	d.lastSeq = max(cursor, l.processed)
+	if got := caught + d.lag.handed; d.lag.counting && d.lag.owed > got {
+		// The store no longer held them: pruned by its retention before
+		// the catch-up goroutine got there.
+		lost := d.lag.owed - got
+		s.dropped.Add(lost)
+		b.dropped.Add(lost)
+		b.report(fmt.Errorf("%w: subscription %s %q lost %d events that left the store before it caught up", ErrSlowConsumer, s.id, s.name, lost))
+	}
+	d.lag = lagCount{}
+	return rejoinReply{live: true}
+}

@@ -1,0 +1,194 @@
+package eventbus
+
+import (
+	"fmt"
+	"time"
+)
+
+// delivery is the loop's state for one subscription. Only a holder of
+// loop.mu reads or writes it.
+type delivery struct {
+	lagging bool // the catch-up goroutine is the mailbox's sender
+	lag     lagCount
+	ended   bool    // the loop has seen the end
+	lastSeq uint64  // the highest Seq given to the mailbox, or skipped over
+	run     []int32 // fanoutRun's scratch: the events of a run this one gets
+	// slow is set when the subscription's mailbox stayed full past the
+	// stall budget (or its policy dropped an event): the loop does not
+	// wait for it, its policy applies, and the episode is reported once.
+	// It ends when the mailbox drains to half its bound.
+	slow bool
+}
+
+// mayWait reports whether the loop may wait for room in s's mailbox:
+// always under Block, and for the other policies while s is not slow and
+// pacing is on.
+func (l *loop) mayWait(s *Subscription) bool {
+	return s.overflow == Block || (l.b.cfg.stallBudget > 0 && !s.dl.slow)
+}
+
+// deliver hands one event to one subscription under its overflow policy,
+// counting into the subscription's statistics and n.
+func (l *loop) deliver(s *Subscription, it *item, now int64, n *counts) {
+	d := &s.dl
+	e := &it.env.e
+	if d.ended || e.Seq <= d.lastSeq {
+		return
+	}
+	if d.lagging {
+		// A persisted event is owed: the catch-up goroutine reads it from
+		// the store. Any other is lost.
+		if it.persist {
+			if d.lag.counting && e.Seq > d.lag.mark && d.lag.wants(e) {
+				d.lag.owed++
+			}
+		} else {
+			s.dropped.Add(1)
+			n.dropped++
+		}
+		return
+	}
+	if s.trySend(it.env) {
+		if d.slow && s.mb.pending() <= s.mb.bound/2 {
+			d.slow = false // the episode is over: report the next one
+		}
+	} else if !l.overflow(s, it, n) {
+		return
+	}
+	d.lastSeq = e.Seq
+	s.delivered.Add(1)
+	n.delivered++
+	if s.mb.out != nil {
+		s.latency.observe(now - it.env.at)
+	}
+}
+
+// overflow deals with a subscription whose mailbox is full. Unless it is
+// slow, the loop first waits for its reader, up to the stall budget (or
+// WithBlockTimeout under Block); then the policy applies. It reports
+// whether the event got in after all; otherwise it has counted what was
+// lost.
+func (l *loop) overflow(s *Subscription, it *item, n *counts) bool {
+	b := l.b
+	d := &s.dl
+	if s.overflow == Block {
+		if l.wait(s, it.env, s.blockWait, s.mb.bound-1) {
+			return true
+		}
+		l.lost(s, n)
+		return false
+	}
+	if l.mayWait(s) {
+		// Pacing: wait for the reader to make room for a quarter of the
+		// bound. One that keeps up does so well within the budget; one
+		// that does not is slow until it drains to half.
+		if l.wait(s, it.env, b.cfg.stallBudget, s.mb.bound-max(1, s.mb.bound/4)) {
+			return true
+		}
+	}
+	switch s.overflow {
+	case DropOldest:
+		if s.evictOldest() {
+			l.lost(s, n)
+		}
+		if s.trySend(it.env) {
+			return true
+		}
+	case Disconnect:
+		l.end(s, ErrSlowConsumer)
+		s.dropped.Add(1)
+		n.dropped++
+		b.report(fmt.Errorf("%w: subscription %s %q disconnected", ErrSlowConsumer, s.id, s.name))
+		return false
+	case CatchUp:
+		cursor := d.lastSeq
+		l.startLag(s, cursor, time.Time{}, cursor)
+		if it.persist {
+			d.lag.owed++
+			return false // the catch-up goroutine delivers it
+		}
+	}
+	l.lost(s, n)
+	return false
+}
+
+// wait waits up to limit (0: no limit) for at most target events to wait
+// in s's mailbox, then puts env in. It reports whether env got in.
+func (l *loop) wait(s *Subscription, env *envelope, limit time.Duration, target int) bool {
+	var stop <-chan time.Time
+	if limit > 0 {
+		l.timer.Reset(limit)
+		stop = l.timer.C
+		defer l.timer.Stop()
+	}
+	if s.mb.backlogInOut() {
+		// Only the reader can make room, and it tells nobody: wait on
+		// C itself.
+		select {
+		case s.mb.out <- env.e:
+			return true
+		case <-stop:
+		case <-l.b.abort:
+		case <-s.done:
+		}
+		return false
+	}
+	if !s.mb.waitRoom(target, stop, l.b.abort, s.done) {
+		return false
+	}
+	return s.trySend(env)
+}
+
+// lost counts one event s lost to its policy and reports the start of a
+// slow episode.
+func (l *loop) lost(s *Subscription, n *counts) {
+	s.dropped.Add(1)
+	n.dropped++
+	if !s.dl.slow {
+		s.dl.slow = true
+		l.b.report(fmt.Errorf("%w: subscription %s %q is losing events (%s)", ErrSlowConsumer, s.id, s.name, s.overflow))
+	}
+}
+
+// startLag makes s lagging and starts its catch-up goroutine from cursor.
+// The loop counts what it skips above mark (see lagCount).
+func (l *loop) startLag(s *Subscription, cursor uint64, since time.Time, mark uint64) {
+	s.dl.lagging = true
+	s.isLagging.Store(true)
+	s.dl.lag = lagCount{counting: true, mark: mark, since: since}
+	l.b.wg.Go(func() { l.b.catchUp(s, cursor, since, mark) })
+}
+
+// end ends a subscription from the loop, which is then its sender.
+func (l *loop) end(s *Subscription, err error) {
+	if s.finish(err) {
+		l.b.reg.remove(s)
+	}
+	s.dl.ended = true
+	if !s.dl.lagging {
+		s.closeMailbox()
+	}
+}
+
+// control carries out a control request on the loop.
+func (l *loop) control(c *control) {
+	switch c.kind {
+	case ctlFlush:
+		close(c.done)
+	case ctlEnd:
+		c.sub.dl.ended = true
+		if !c.sub.dl.lagging {
+			c.sub.closeMailbox()
+		}
+	case ctlRejoin:
+		c.reply <- l.rejoin(c.sub, c.cursor, c.caught)
+	case ctlReplay:
+		if !c.sub.dl.ended {
+			// Events at or below the cursor are not replayed, and those
+			// the loop fanned out before now are not in its account.
+			l.startLag(c.sub, c.cursor, c.since, max(l.processed, c.cursor))
+		} else {
+			c.sub.closeMailbox() // it was never lagging: the loop is its sender
+		}
+	}
+}

@@ -1,0 +1,370 @@
+package eventbus
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// envelope is an accepted event as the bus shares it: one per event, made
+// when the event enters the bus mailbox, pointed to by every subscription
+// mailbox it reaches and by the tail, and never modified once the loop has
+// accepted it.
+type envelope struct {
+	e  Event
+	at int64 // b.clock() when the loop accepted it; 0 when unknown (replayed)
+}
+
+// outCap is the most events a Subscribe mailbox keeps in its channel; the
+// rest of its backlog, up to its bound, waits in a ring that grows with it.
+// An idle subscription costs this channel, not its bound.
+const outCap = 16
+
+// drainGrace is how long, after a subscription has ended, its pump waits
+// for the reader to receive the next event still queued behind C before it
+// gives up on the rest (counted as dropped) and closes C.
+const drainGrace = 200 * time.Millisecond
+
+// mailbox is a subscription's bounded queue: at most bound events wait in
+// it, and its memory grows with what waits, not with bound.
+//
+// For Subscribe, events wait first in out, the channel C returns (at most
+// outCap of them), then in queue, a ring of shared envelopes that a pump
+// goroutine moves into out as the reader makes room; the pump runs only
+// while queue holds something. For Handle there is no out: the handler
+// runner takes envelopes from queue itself.
+//
+// Who does what: one sender at a time (the loop while the subscription is
+// live, its catch-up goroutine while it lags; see Subscription) calls push,
+// pushWait, evictOldest and end. out has one sender at a time: that sender
+// while queue is empty and no pump runs, else the pump. The receivers are
+// the reader of C (Subscribe) or the runner (Handle).
+type mailbox struct {
+	out   chan Event    // Subscribe: the channel C returns; nil for Handle
+	bound int           // the most events that may wait
+	wake  chan struct{} // Handle: tells an idle runner that events or the end wait
+	room  chan struct{} // tells a waiting sender that room was made
+
+	mu      sync.Mutex
+	queue   envRing
+	pumping bool          // Subscribe: a pump goroutine owns out's sending
+	idle    bool          // Handle: the runner waits on wake
+	ended   bool          // the sender is done: close out once queue is drained
+	sealed  chan struct{} // closed by end: nothing more enters
+
+	// queued counts the envelopes in queue plus those the pump has taken
+	// from it but not yet put into out.
+	queued atomic.Int64
+	roomAt atomic.Int64  // 1 + the pending count a waiting sender waits for; 0 if none
+	closed chan struct{} // closed once out is closed (Subscribe) or the end is set (Handle)
+}
+
+func (m *mailbox) init(bound int, handle bool) {
+	m.bound = bound
+	m.room = make(chan struct{}, 1)
+	m.closed = make(chan struct{})
+	m.sealed = make(chan struct{})
+	if handle {
+		m.wake = make(chan struct{}, 1)
+		return
+	}
+	m.out = make(chan Event, min(bound, outCap))
+}
+
+// pending returns the number of events waiting.
+func (m *mailbox) pending() int {
+	n := int(m.queued.Load())
+	if m.out != nil {
+		n += len(m.out)
+	}
+	return n
+}
+
+// full reports whether no more events fit.
+func (m *mailbox) full() bool { return m.pending() >= m.bound }
+
+// push adds env if there is room and reports whether it did, and whether
+// a Subscribe mailbox now needs a pump: the caller starts one (see
+// Subscription.push).
+func (m *mailbox) push(env *envelope) (ok, startPump bool) {
+	if m.full() {
+		return false, false
+	}
+	if m.out != nil && m.queued.Load() == 0 {
+		// No backlog behind out and no pump: the sender owns out.
+		select {
+		case m.out <- env.e:
+			return true, false
+		default:
+		}
+	}
+	m.mu.Lock()
+	m.queue.push(env)
+	m.queued.Add(1)
+	if m.out != nil && !m.pumping {
+		m.pumping, startPump = true, true
+	}
+	if m.idle {
+		m.idle = false
+		m.wake <- struct{}{}
+	}
+	m.mu.Unlock()
+	return true, startPump
+}
+
+// waitRoom waits until at most target events wait, or until stop, abort
+// or done, and reports whether that happened. Only the sender calls it,
+// when not every waiting event is in out (see backlogInOut): then the
+// pump or the runner makes the room and tells it (made).
+func (m *mailbox) waitRoom(target int, stop <-chan time.Time, abort, done <-chan struct{}) bool {
+	for !m.roomNow(target) {
+		select {
+		case <-m.room:
+		case <-stop:
+			return false
+		case <-abort:
+			return false
+		case <-done:
+			return false
+		}
+	}
+	return true
+}
+
+// roomNow reports whether at most target events wait, and if not asks to
+// be told when they do (see made).
+func (m *mailbox) roomNow(target int) bool {
+	if m.pending() <= target {
+		return true
+	}
+	m.roomAt.Store(int64(target) + 1)
+	if m.pending() <= target {
+		m.roomAt.Store(0)
+		return true
+	}
+	return false
+}
+
+// made tells a waiting sender when the room it waits for has been made.
+// The pump and the runner call it after taking an event.
+func (m *mailbox) made() {
+	if t := m.roomAt.Load(); t > 0 && int64(m.pending()) < t && m.roomAt.CompareAndSwap(t, 0) {
+		select {
+		case m.room <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// backlogInOut reports whether every waiting event is in out, so that
+// only a receive from out can make room.
+func (m *mailbox) backlogInOut() bool { return m.out != nil && m.queued.Load() == 0 }
+
+// evictOldest takes the oldest waiting event out, if any, and reports
+// whether it did. Only the sender calls it. It takes from queue when the
+// backlog reaches there, so it never contends with the reader of C; it
+// receives from out only when nothing waits behind it.
+func (m *mailbox) evictOldest() bool {
+	m.mu.Lock()
+	if m.queue.len() > 0 {
+		m.queue.pop()
+		m.queued.Add(-1)
+		m.mu.Unlock()
+		return true
+	}
+	m.mu.Unlock()
+	if m.out == nil || m.queued.Load() > 0 {
+		return false // the pump holds the rest: nothing to evict
+	}
+	select {
+	case <-m.out:
+		return true
+	default:
+		return false
+	}
+}
+
+// end records that nothing more will be pushed. A Subscribe mailbox with no
+// backlog behind out closes out now; otherwise its pump closes it once the
+// backlog is received (or given up, see drainGrace). A Handle mailbox
+// wakes its runner to finish. Only the sender calls it, once.
+func (m *mailbox) end() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ended {
+		return
+	}
+	m.ended = true
+	close(m.sealed)
+	if m.out == nil {
+		close(m.closed)
+		if m.idle {
+			m.idle = false
+			m.wake <- struct{}{}
+		}
+		return
+	}
+	if !m.pumping {
+		close(m.out)
+		close(m.closed)
+	}
+}
+
+// take is the Handle runner's receive: it returns the oldest envelope,
+// waiting for one, or false once the mailbox has ended and is empty.
+func (m *mailbox) take() (*envelope, bool) {
+	m.mu.Lock()
+	for m.queue.len() == 0 {
+		if m.ended {
+			m.mu.Unlock()
+			return nil, false
+		}
+		m.idle = true
+		m.mu.Unlock()
+		<-m.wake
+		m.mu.Lock()
+	}
+	env := m.queue.pop()
+	m.queued.Add(-1)
+	m.mu.Unlock()
+	m.made()
+	return env, true
+}
+
+// drop empties the mailbox's queue and returns how many events it held.
+// The Handle runner calls it when Shutdown stops waiting.
+func (m *mailbox) drop() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := m.queue.len()
+	m.queue.reset()
+	m.queued.Add(-int64(n))
+	return n
+}
+
+// pumpBatch is how many envelopes the pump takes from queue per lock.
+const pumpBatch = 32
+
+// pumpRun moves queue into out while it holds something, then returns.
+// After done (the subscription ended), it gives up when the reader has
+// not received for drainGrace, and returns how many events it did not
+// deliver. It closes out when it leaves an ended mailbox.
+func (m *mailbox) pumpRun(done <-chan struct{}) int {
+	var batch [pumpBatch]*envelope
+	var grace *time.Timer
+	var graceC <-chan time.Time
+	defer func() {
+		if grace != nil {
+			grace.Stop()
+		}
+	}()
+	for {
+		m.mu.Lock()
+		n := m.queue.popN(batch[:])
+		if n == 0 {
+			m.pumping = false
+			if m.ended {
+				close(m.out)
+				close(m.closed)
+			}
+			m.mu.Unlock()
+			return 0
+		}
+		m.mu.Unlock()
+		for i := 0; i < n; {
+			select {
+			case m.out <- batch[i].e:
+				batch[i] = nil
+				m.queued.Add(-1)
+				m.made()
+				i++
+				if grace != nil {
+					grace.Reset(drainGrace)
+				}
+				continue
+			case <-done:
+				done = nil // ended: from now on the reader has drainGrace per event
+				grace = time.NewTimer(drainGrace)
+				graceC = grace.C
+				continue
+			case <-graceC:
+			}
+			// Give up: what is left is lost.
+			clear(batch[i:n])
+			m.mu.Lock()
+			rest := (n - i) + m.queue.len()
+			m.queue.reset()
+			m.queued.Add(-int64(rest))
+			m.pumping = false
+			if m.ended { // else end closes out
+				close(m.out)
+				close(m.closed)
+			}
+			m.mu.Unlock()
+			return rest
+		}
+	}
+}
+
+// envRing is a FIFO of envelopes that grows with what it holds and gives
+// its memory back when it empties.
+type envRing struct {
+	buf        []*envelope
+	head, size int
+}
+
+func (r *envRing) len() int { return r.size }
+
+func (r *envRing) push(env *envelope) {
+	if r.size == len(r.buf) {
+		r.grow()
+	}
+	r.buf[(r.head+r.size)%len(r.buf)] = env
+	r.size++
+}
+
+func (r *envRing) grow() {
+	n := max(2*len(r.buf), 16)
+	buf := make([]*envelope, n)
+	for i := range r.size {
+		buf[i] = r.buf[(r.head+i)%len(r.buf)]
+	}
+	r.buf, r.head = buf, 0
+}
+
+func (r *envRing) pop() *envelope {
+	env := r.buf[r.head]
+	r.buf[r.head] = nil
+	r.head = (r.head + 1) % len(r.buf)
+	r.size--
+	if r.size == 0 {
+		r.reset()
+	}
+	return env
+}
+
+// popN moves up to len(dst) envelopes into dst and returns how many.
+func (r *envRing) popN(dst []*envelope) int {
+	n := min(len(dst), r.size)
+	for i := range n {
+		dst[i] = r.buf[r.head]
+		r.buf[r.head] = nil
+		r.head = (r.head + 1) % len(r.buf)
+	}
+	r.size -= n
+	if r.size == 0 && n > 0 {
+		r.reset()
+	}
+	return n
+}
+
+// reset empties the ring and lets its buffer go when it has grown large,
+// so a drained mailbox goes back to costing little.
+func (r *envRing) reset() {
+	if len(r.buf) > 64 {
+		r.buf = nil
+	} else {
+		clear(r.buf)
+	}
+	r.head, r.size = 0, 0
+}
