@@ -84,7 +84,7 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 		for i := range events {
 			e := &events[i]
 			if s.matches(e.Topic) {
-				if !s.sendWait(&envelope{e: *e}, nil, nil) {
+				if !s.sendWait(e, 0, nil, nil) {
 					s.closeMailbox()
 					return
 				}
@@ -155,7 +155,7 @@ func (l *loop) rejoin(s *Subscription, cursor, caught uint64) rejoinReply {
 				cursor = seq
 				continue
 			}
-			if !s.trySend(env) {
+			if !s.trySend(&env.e, env.at) {
 				return rejoinReply{cursor: cursor}
 			}
 			s.delivered.Add(1)

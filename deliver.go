@@ -31,7 +31,7 @@ func (l *loop) mayWait(s *Subscription) bool {
 // counting into the subscription's statistics and n.
 func (l *loop) deliver(s *Subscription, it *item, now int64, n *counts) {
 	d := &s.dl
-	e := &it.env.e
+	e := &it.e
 	if d.ended || e.Seq <= d.lastSeq {
 		return
 	}
@@ -48,7 +48,7 @@ func (l *loop) deliver(s *Subscription, it *item, now int64, n *counts) {
 		}
 		return
 	}
-	if s.trySend(it.env) {
+	if s.trySend(e, it.at) {
 		if d.slow && s.mb.pending() <= s.mb.bound/2 {
 			d.slow = false // the episode is over: report the next one
 		}
@@ -59,7 +59,7 @@ func (l *loop) deliver(s *Subscription, it *item, now int64, n *counts) {
 	s.delivered.Add(1)
 	n.delivered++
 	if s.mb.out != nil {
-		s.latency.observe(now - it.env.at)
+		s.latency.observe(now - it.at)
 	}
 }
 
@@ -72,7 +72,7 @@ func (l *loop) overflow(s *Subscription, it *item, n *counts) bool {
 	b := l.b
 	d := &s.dl
 	if s.overflow == Block {
-		if l.wait(s, it.env, s.blockWait, s.mb.bound-1) {
+		if l.wait(s, it, s.blockWait, s.mb.bound-1) {
 			return true
 		}
 		l.lost(s, n)
@@ -82,7 +82,7 @@ func (l *loop) overflow(s *Subscription, it *item, n *counts) bool {
 		// Pacing: wait for the reader to make room for a quarter of the
 		// bound. One that keeps up does so well within the budget; one
 		// that does not is slow until it drains to half.
-		if l.wait(s, it.env, b.cfg.stallBudget, s.mb.bound-max(1, s.mb.bound/4)) {
+		if l.wait(s, it, b.cfg.stallBudget, s.mb.bound-max(1, s.mb.bound/4)) {
 			return true
 		}
 	}
@@ -91,7 +91,7 @@ func (l *loop) overflow(s *Subscription, it *item, n *counts) bool {
 		if s.evictOldest() {
 			l.lost(s, n)
 		}
-		if s.trySend(it.env) {
+		if s.trySend(&it.e, it.at) {
 			return true
 		}
 	case Disconnect:
@@ -113,8 +113,8 @@ func (l *loop) overflow(s *Subscription, it *item, n *counts) bool {
 }
 
 // wait waits up to limit (0: no limit) for at most target events to wait
-// in s's mailbox, then puts env in. It reports whether env got in.
-func (l *loop) wait(s *Subscription, env *envelope, limit time.Duration, target int) bool {
+// in s's mailbox, then puts it's event in. It reports whether it got in.
+func (l *loop) wait(s *Subscription, it *item, limit time.Duration, target int) bool {
 	var stop <-chan time.Time
 	if limit > 0 {
 		l.timer.Reset(limit)
@@ -125,7 +125,7 @@ func (l *loop) wait(s *Subscription, env *envelope, limit time.Duration, target 
 		// Only the reader can make room, and it tells nobody: wait on
 		// C itself.
 		select {
-		case s.mb.out <- env.e:
+		case s.mb.out <- it.e:
 			return true
 		case <-stop:
 		case <-l.b.abort:
@@ -136,7 +136,7 @@ func (l *loop) wait(s *Subscription, env *envelope, limit time.Duration, target 
 	if !s.mb.waitRoom(target, stop, l.b.abort, s.done) {
 		return false
 	}
-	return s.trySend(env)
+	return s.trySend(&it.e, it.at)
 }
 
 // lost counts one event s lost to its policy and reports the start of a

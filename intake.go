@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -9,9 +10,10 @@ import (
 // item is one entry of the bus mailbox: an event to publish, or a control
 // request that the loop handles in order with the events around it.
 type item struct {
-	env     *envelope // the event, shared from acceptance on
-	persist bool      // to be appended to the store
-	w       *waiter   // the synchronous publisher waiting for the result, if any
+	e       Event
+	at      int64   // b.clock() at acceptance
+	persist bool    // to be appended to the store
+	w       *waiter // the synchronous publisher waiting for the result, if any
 	ctl     *control
 }
 
@@ -61,26 +63,6 @@ type intake struct {
 	left     bool          // a publisher left the rest of a batch to the loop goroutine
 	wake     chan struct{} // capacity 1
 	space    chan struct{} // closed when a batch is taken; nil if nobody waits
-	slab     envSlab
-}
-
-// slabSize is how many envelopes are allocated at once.
-const slabSize = 32
-
-// envSlab hands out envelopes from arrays of slabSize, one allocation per
-// slabSize events. An array lives while any of its envelopes is
-// referenced, so it is kept small.
-type envSlab struct {
-	arr  *[slabSize]envelope
-	used int
-}
-
-func (s *envSlab) next() *envelope {
-	if s.arr == nil || s.used == slabSize {
-		s.arr, s.used = new([slabSize]envelope), 0
-	}
-	s.used++
-	return &s.arr[s.used-1]
 }
 
 func newIntake(capacity int) *intake {
@@ -118,10 +100,10 @@ func (q *intake) put(ctx context.Context, e *Event, persist bool, w *waiter, wak
 		q.mu.Unlock()
 		return ErrClosed
 	}
-	// The event is copied once, into its envelope.
-	env := q.slab.next()
-	env.e = *e
-	q.items = append(q.items, item{env: env, persist: persist, w: w})
+	// Grow, then fill the new slot in place: the event is copied once.
+	n := len(q.items)
+	q.items = slices.Grow(q.items, 1)[:n+1]
+	q.items[n] = item{e: *e, persist: persist, w: w}
 	q.events++
 	if wake {
 		q.wakeLocked()

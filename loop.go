@@ -139,8 +139,8 @@ func (l *loop) accept(items []item) (now int64, perr error) {
 		}
 		accepted++
 		l.seq++
-		e := &it.env.e
-		e.Seq, it.env.at = l.seq, at
+		e := &it.e
+		e.Seq, it.at = l.seq, at
 		if e.ID.IsZero() {
 			if ids == nil {
 				ids = lockIDs()
@@ -236,7 +236,7 @@ func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts)
 		if it.persist && perr != nil {
 			continue // not delivered
 		}
-		for _, s := range b.reg.routes.route(it.env.e.Topic) {
+		for _, s := range b.reg.routes.route(it.e.Topic) {
 			d := &s.dl
 			if len(d.run) == 0 {
 				touched = append(touched, s)
@@ -268,21 +268,21 @@ func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts)
 	}
 	for i := range run {
 		it := &run[i]
-		l.processed = it.env.e.Seq
+		l.processed = it.e.Seq
 		if it.persist && perr != nil {
-			l.tail.add(it.env, false)
+			l.tail.add(it, false)
 			if it.w != nil {
 				it.w.ch <- perr
 			} else {
-				b.report(&EventError{ID: it.env.e.ID, Topic: it.env.e.Topic, Err: perr})
+				b.report(&EventError{ID: it.e.ID, Topic: it.e.Topic, Err: perr})
 			}
 			continue
 		}
-		l.tail.add(it.env, it.persist)
+		l.tail.add(it, it.persist)
 		if it.w != nil {
 			// Stats are current when Publish returns.
 			b.addCounts(n)
-			it.w.seq = it.env.e.Seq
+			it.w.seq = it.e.Seq
 			it.w.ch <- nil
 		}
 	}

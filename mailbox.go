@@ -6,10 +6,8 @@ import (
 	"time"
 )
 
-// envelope is an accepted event as the bus shares it: one per event, made
-// when the event enters the bus mailbox, pointed to by every subscription
-// mailbox it reaches and by the tail, and never modified once the loop has
-// accepted it.
+// envelope is an accepted event with the time the loop accepted it, as
+// mailboxes and the tail keep it.
 type envelope struct {
 	e  Event
 	at int64 // b.clock() when the loop accepted it; 0 when unknown (replayed)
@@ -29,7 +27,7 @@ const drainGrace = 200 * time.Millisecond
 // it, and its memory grows with what waits, not with bound.
 //
 // For Subscribe, events wait first in out, the channel C returns (at most
-// outCap of them), then in queue, a ring of shared envelopes that a pump
+// outCap of them), then in queue, a ring of envelopes that a pump
 // goroutine moves into out as the reader makes room; the pump runs only
 // while queue holds something. For Handle there is no out: the handler
 // runner takes envelopes from queue itself.
@@ -42,7 +40,7 @@ const drainGrace = 200 * time.Millisecond
 type mailbox struct {
 	out   chan Event    // Subscribe: the channel C returns; nil for Handle
 	bound int           // the most events that may wait
-	wake  chan struct{} // Handle: tells an idle runner that events or the end wait
+	wake  chan struct{} // tells an idle runner (Handle) or pump (Subscribe) that events or the end wait
 	room  chan struct{} // tells a waiting sender that room was made
 
 	mu      sync.Mutex
@@ -64,8 +62,8 @@ func (m *mailbox) init(bound int, handle bool) {
 	m.room = make(chan struct{}, 1)
 	m.closed = make(chan struct{})
 	m.sealed = make(chan struct{})
+	m.wake = make(chan struct{}, 1)
 	if handle {
-		m.wake = make(chan struct{}, 1)
 		return
 	}
 	m.out = make(chan Event, min(bound, outCap))
@@ -86,20 +84,20 @@ func (m *mailbox) full() bool { return m.pending() >= m.bound }
 // push adds env if there is room and reports whether it did, and whether
 // a Subscribe mailbox now needs a pump: the caller starts one (see
 // Subscription.push).
-func (m *mailbox) push(env *envelope) (ok, startPump bool) {
+func (m *mailbox) push(e *Event, at int64) (ok, startPump bool) {
 	if m.full() {
 		return false, false
 	}
 	if m.out != nil && m.queued.Load() == 0 {
 		// No backlog behind out and no pump: the sender owns out.
 		select {
-		case m.out <- env.e:
+		case m.out <- *e:
 			return true, false
 		default:
 		}
 	}
 	m.mu.Lock()
-	m.queue.push(env)
+	m.queue.push(e, at)
 	m.queued.Add(1)
 	if m.out != nil && !m.pumping {
 		m.pumping, startPump = true, true
@@ -196,12 +194,12 @@ func (m *mailbox) end() {
 	}
 	m.ended = true
 	close(m.sealed)
+	if m.idle {
+		m.idle = false
+		m.wake <- struct{}{}
+	}
 	if m.out == nil {
 		close(m.closed)
-		if m.idle {
-			m.idle = false
-			m.wake <- struct{}{}
-		}
 		return
 	}
 	if !m.pumping {
@@ -212,12 +210,12 @@ func (m *mailbox) end() {
 
 // take is the Handle runner's receive: it returns the oldest envelope,
 // waiting for one, or false once the mailbox has ended and is empty.
-func (m *mailbox) take() (*envelope, bool) {
+func (m *mailbox) take() (envelope, bool) {
 	m.mu.Lock()
 	for m.queue.len() == 0 {
 		if m.ended {
 			m.mu.Unlock()
-			return nil, false
+			return envelope{}, false
 		}
 		m.idle = true
 		m.mu.Unlock()
@@ -245,12 +243,16 @@ func (m *mailbox) drop() int {
 // pumpBatch is how many envelopes the pump takes from queue per lock.
 const pumpBatch = 32
 
+// pumpLinger is how long a pump whose backlog has drained waits for more
+// before it stops and lets the ring's memory go.
+const pumpLinger = 50 * time.Millisecond
+
 // pumpRun moves queue into out while it holds something, then returns.
 // After done (the subscription ended), it gives up when the reader has
 // not received for drainGrace, and returns how many events it did not
 // deliver. It closes out when it leaves an ended mailbox.
 func (m *mailbox) pumpRun(done <-chan struct{}) int {
-	var batch [pumpBatch]*envelope
+	var batch [pumpBatch]envelope
 	var grace *time.Timer
 	var graceC <-chan time.Time
 	defer func() {
@@ -258,11 +260,41 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 			grace.Stop()
 		}
 	}()
+	var linger *time.Timer
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
 	for {
 		m.mu.Lock()
 		n := m.queue.popN(batch[:])
 		if n == 0 {
+			if !m.ended && done != nil {
+				// Stay a while for the next burst, so a steady stream
+				// does not start a goroutine and grow a ring per burst.
+				m.idle = true
+				m.mu.Unlock()
+				if linger == nil {
+					linger = time.NewTimer(pumpLinger)
+				} else {
+					linger.Reset(pumpLinger)
+				}
+				select {
+				case <-m.wake:
+					continue
+				case <-done:
+				case <-linger.C:
+				}
+				m.mu.Lock()
+				m.idle = false
+				if m.queue.len() > 0 {
+					m.mu.Unlock()
+					continue
+				}
+			}
 			m.pumping = false
+			m.queue.release()
 			if m.ended {
 				close(m.out)
 				close(m.closed)
@@ -272,15 +304,15 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 		}
 		m.mu.Unlock()
 		for i := 0; i < n; {
+			select { // most often there is room: no need to watch the rest
+			case m.out <- batch[i].e:
+				m.sent(&batch[i], &i, grace)
+				continue
+			default:
+			}
 			select {
 			case m.out <- batch[i].e:
-				batch[i] = nil
-				m.queued.Add(-1)
-				m.made()
-				i++
-				if grace != nil {
-					grace.Reset(drainGrace)
-				}
+				m.sent(&batch[i], &i, grace)
 				continue
 			case <-done:
 				done = nil // ended: from now on the reader has drainGrace per event
@@ -294,6 +326,7 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 			m.mu.Lock()
 			rest := (n - i) + m.queue.len()
 			m.queue.reset()
+			m.queue.release()
 			m.queued.Add(-int64(rest))
 			m.pumping = false
 			if m.ended { // else end closes out
@@ -303,68 +336,78 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 			m.mu.Unlock()
 			return rest
 		}
+		clear(batch[:n])
 	}
 }
 
-// envRing is a FIFO of envelopes that grows with what it holds and gives
-// its memory back when it empties.
+// sent does the pump's bookkeeping after it put *env into out.
+func (m *mailbox) sent(env *envelope, i *int, grace *time.Timer) {
+	*env = envelope{}
+	m.queued.Add(-1)
+	m.made()
+	*i++
+	if grace != nil {
+		grace.Reset(drainGrace)
+	}
+}
+
+// envRing is a FIFO of envelopes that grows with what it holds.
 type envRing struct {
-	buf        []*envelope
+	buf        []envelope
 	head, size int
 }
 
 func (r *envRing) len() int { return r.size }
 
-func (r *envRing) push(env *envelope) {
+func (r *envRing) push(e *Event, at int64) {
 	if r.size == len(r.buf) {
 		r.grow()
 	}
-	r.buf[(r.head+r.size)%len(r.buf)] = env
+	slot := &r.buf[(r.head+r.size)%len(r.buf)]
+	slot.e, slot.at = *e, at
 	r.size++
 }
 
 func (r *envRing) grow() {
 	n := max(2*len(r.buf), 16)
-	buf := make([]*envelope, n)
+	buf := make([]envelope, n)
 	for i := range r.size {
 		buf[i] = r.buf[(r.head+i)%len(r.buf)]
 	}
 	r.buf, r.head = buf, 0
 }
 
-func (r *envRing) pop() *envelope {
+func (r *envRing) pop() envelope {
 	env := r.buf[r.head]
-	r.buf[r.head] = nil
+	r.buf[r.head] = envelope{}
 	r.head = (r.head + 1) % len(r.buf)
 	r.size--
-	if r.size == 0 {
-		r.reset()
-	}
 	return env
 }
 
 // popN moves up to len(dst) envelopes into dst and returns how many.
-func (r *envRing) popN(dst []*envelope) int {
+func (r *envRing) popN(dst []envelope) int {
 	n := min(len(dst), r.size)
 	for i := range n {
 		dst[i] = r.buf[r.head]
-		r.buf[r.head] = nil
+		r.buf[r.head] = envelope{}
 		r.head = (r.head + 1) % len(r.buf)
 	}
 	r.size -= n
-	if r.size == 0 && n > 0 {
-		r.reset()
-	}
 	return n
 }
 
-// reset empties the ring and lets its buffer go when it has grown large,
-// so a drained mailbox goes back to costing little.
+// reset empties the ring.
 func (r *envRing) reset() {
-	if len(r.buf) > 64 {
-		r.buf = nil
-	} else {
-		clear(r.buf)
-	}
+	clear(r.buf)
 	r.head, r.size = 0, 0
+}
+
+// release gives the buffer of an empty ring back, so a mailbox whose
+// backlog has drained costs nothing for it. The pump calls it as it
+// leaves, not on every drain, so a steady stream does not reallocate it.
+func (r *envRing) release() {
+	if r.size == 0 {
+		r.buf, r.head = nil, 0
+	}
 }

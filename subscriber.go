@@ -258,10 +258,10 @@ func (s *Subscription) closeMailbox() {
 	}
 }
 
-// trySend puts env into the mailbox if there is room, starting a pump
-// when a backlog forms behind C.
-func (s *Subscription) trySend(env *envelope) bool {
-	ok, start := s.mb.push(env)
+// trySend puts e into the mailbox if there is room, starting a pump when
+// a backlog forms behind C; at is when the loop accepted it.
+func (s *Subscription) trySend(e *Event, at int64) bool {
+	ok, start := s.mb.push(e, at)
 	if start {
 		s.startPump()
 	}
@@ -286,18 +286,18 @@ func (s *Subscription) startPump() {
 // sender calls it.
 func (s *Subscription) evictOldest() bool { return s.mb.evictOldest() }
 
-// sendWait puts env into the mailbox, waiting for room until stop, abort
-// or the subscription's end. It reports whether env was sent.
-func (s *Subscription) sendWait(env *envelope, stop <-chan time.Time, abort <-chan struct{}) bool {
+// sendWait puts e into the mailbox, waiting for room until stop, abort or
+// the subscription's end. It reports whether e was sent.
+func (s *Subscription) sendWait(e *Event, at int64, stop <-chan time.Time, abort <-chan struct{}) bool {
 	for {
-		if s.trySend(env) {
+		if s.trySend(e, at) {
 			return true
 		}
 		if s.mb.backlogInOut() {
 			// Only the reader can make room, and it tells nobody: wait
 			// on C itself.
 			select {
-			case s.mb.out <- env.e:
+			case s.mb.out <- *e:
 				return true
 			case <-stop:
 			case <-abort:

@@ -11,27 +11,29 @@ const tailSize = 1024
 // events only: a lagging subscription is owed nothing else, and an event
 // that was never stored is not kept alive once delivered.
 type tail struct {
-	ring []*envelope // nil for an event that was not stored
-	n    int         // entries held
-	last uint64      // Seq of the newest entry (or the store's LastSeq at start)
+	ring []envelope // zero for an event that was not stored
+	n    int        // entries held
+	last uint64     // Seq of the newest entry (or the store's LastSeq at start)
 }
 
 func (t *tail) init(size int, last uint64) {
-	t.ring = make([]*envelope, size)
+	t.ring = make([]envelope, size)
 	t.last = last
 }
 
-// add records the next event, env.e.Seq == t.last+1; stored says whether
+// add records the next event, it.e.Seq == t.last+1; stored says whether
 // the store has it.
-func (t *tail) add(env *envelope, stored bool) {
+func (t *tail) add(it *item, stored bool) {
 	if len(t.ring) == 0 {
 		return
 	}
-	t.last = env.e.Seq
-	if !stored {
-		env = nil
+	t.last = it.e.Seq
+	slot := &t.ring[t.last%uint64(len(t.ring))]
+	if stored {
+		slot.e, slot.at = it.e, it.at
+	} else {
+		*slot = envelope{}
 	}
-	t.ring[t.last%uint64(len(t.ring))] = env
 	t.n = min(t.n+1, len(t.ring))
 }
 
@@ -45,7 +47,11 @@ func (t *tail) covers(from uint64) bool {
 func (t *tail) since(from uint64) iter.Seq2[uint64, *envelope] {
 	return func(yield func(uint64, *envelope) bool) {
 		for seq := from; seq <= t.last; seq++ {
-			if !yield(seq, t.ring[seq%uint64(len(t.ring))]) {
+			env := &t.ring[seq%uint64(len(t.ring))]
+			if env.e.Seq != seq {
+				env = nil // not stored
+			}
+			if !yield(seq, env) {
 				return
 			}
 		}
