@@ -54,6 +54,11 @@ var (
 	// ErrForbidden is returned when the bus Authorizer denies an access.
 	ErrForbidden = errors.New("eventbus: forbidden")
 
+	// ErrReportsDropped is reported, with a count, when errors for the
+	// error handler were dropped because it did not keep up (at most 1,024
+	// wait for it).
+	ErrReportsDropped = errors.New("eventbus: error reports dropped")
+
 	// ErrHandler wraps errors returned by a handler and panics recovered
 	// from one, as reported to the error handler.
 	ErrHandler = errors.New("eventbus: handler failed")

@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 )
@@ -10,6 +11,9 @@ import (
 // reporter's goroutine.
 func (b *Bus) report(err error) { b.rep.report(err) }
 
+// maxReports bounds the reports waiting for the error handler.
+const maxReports = 1024
+
 // reporter is the one goroutine that calls the error handler and logs
 // errors that have no caller, so user code never runs on the loop.
 type reporter struct {
@@ -17,6 +21,7 @@ type reporter struct {
 	handler func(error)
 	mu      sync.Mutex
 	queue   []error
+	lost    uint64 // reports refused since the last delivered note of it
 	stopped bool
 	wake    chan struct{}
 	stop    chan struct{}
@@ -36,6 +41,14 @@ func (r *reporter) report(err error) {
 		// by their caller, which is never the loop: it has exited.
 		r.mu.Unlock()
 		r.deliver(err)
+		return
+	}
+	if len(r.queue) >= maxReports {
+		// The error handler is not keeping up: count, and say so once
+		// the queue has room again (below), rather than grow without
+		// bound.
+		r.lost++
+		r.mu.Unlock()
 		return
 	}
 	r.queue = append(r.queue, err)
@@ -58,6 +71,10 @@ func (r *reporter) run() {
 		r.mu.Lock()
 		q := r.queue
 		r.queue = nil
+		if r.lost > 0 {
+			q = append(q, fmt.Errorf("%w: %d error reports dropped: the error handler did not keep up", ErrReportsDropped, r.lost))
+			r.lost = 0
+		}
 		r.stopped = stopping
 		r.mu.Unlock()
 		for _, err := range q {
