@@ -27,40 +27,77 @@ func (l *loop) mayWait(s *Subscription) bool {
 	return s.overflow == Block || (l.b.cfg.stallBudget > 0 && !s.dl.slow)
 }
 
-// deliver hands one event to one subscription under its overflow policy,
-// counting into the subscription's statistics and n.
-func (l *loop) deliver(s *Subscription, it *item, now int64, n *counts) {
-	d := &s.dl
-	e := &it.e
-	if d.ended || e.Seq <= d.lastSeq {
-		return
-	}
-	if d.lagging {
-		// A persisted event is owed: the catch-up goroutine reads it from
-		// the store. Any other is lost.
-		if it.persist {
-			if d.lag.counting && e.Seq > d.lag.mark && d.lag.wants(e) {
-				d.lag.owed++
+// deliverRun hands a subscription the events of a run it gets (run[i]
+// for i in idx, in Seq order) under its overflow policy, counting into its
+// statistics and n; now is b.clock(), refreshed every 16 deliveries
+// (clockAge), so latency is sampled at that grain. The mailbox is locked
+// once for the events that fit, not once per event.
+func (l *loop) deliverRun(s *Subscription, run []item, idx []int32, now *int64, clockAge *int, n *counts) {
+	d, mb := &s.dl, &s.mb
+	locked, startPump := false, false
+	defer func() {
+		if locked {
+			mb.mu.Unlock()
+		}
+		if startPump {
+			s.startPump()
+		}
+	}()
+	for _, i := range idx {
+		it := &run[i]
+		if d.ended || it.e.Seq <= d.lastSeq {
+			continue
+		}
+		if d.lagging {
+			l.skip(s, it, n)
+			continue
+		}
+		if *clockAge++; *clockAge == 16 {
+			*now, *clockAge = l.b.clock(), 0
+		}
+		if !locked {
+			mb.mu.Lock()
+			locked = true
+		}
+		ok, start := mb.pushLocked(&it.e, it.at)
+		startPump = startPump || start
+		if ok {
+			if d.slow && mb.pending() <= mb.bound/2 {
+				d.slow = false // the episode is over: report the next one
 			}
 		} else {
-			s.dropped.Add(1)
-			n.dropped++
+			mb.mu.Unlock()
+			locked = false
+			if startPump {
+				s.startPump() // the pump makes the room overflow may wait for
+				startPump = false
+			}
+			if !l.overflow(s, it, n) {
+				continue
+			}
+		}
+		d.lastSeq = it.e.Seq
+		s.delivered.Add(1)
+		n.delivered++
+		if mb.out != nil {
+			s.latency.observe(*now - it.at)
+		}
+	}
+}
+
+// skip accounts for an event a lagging subscription does not get from
+// the loop: a persisted one is owed (the catch-up goroutine reads it from
+// the store), any other is lost.
+func (l *loop) skip(s *Subscription, it *item, n *counts) {
+	d := &s.dl
+	if it.persist {
+		if d.lag.counting && it.e.Seq > d.lag.mark && d.lag.wants(&it.e) {
+			d.lag.owed++
 		}
 		return
 	}
-	if s.trySend(e, it.at) {
-		if d.slow && s.mb.pending() <= s.mb.bound/2 {
-			d.slow = false // the episode is over: report the next one
-		}
-	} else if !l.overflow(s, it, n) {
-		return
-	}
-	d.lastSeq = e.Seq
-	s.delivered.Add(1)
-	n.delivered++
-	if s.mb.out != nil {
-		s.latency.observe(now - it.at)
-	}
+	s.dropped.Add(1)
+	n.dropped++
 }
 
 // overflow deals with a subscription whose mailbox is full. Unless it is

@@ -257,14 +257,7 @@ func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts)
 	}
 	clockAge := 0
 	for _, s := range touched {
-		for _, i := range s.dl.run {
-			// One clock read per 16 deliveries: latency is sampled at
-			// that grain.
-			if clockAge++; clockAge == 16 {
-				now, clockAge = b.clock(), 0
-			}
-			l.deliver(s, &run[i], now, n)
-		}
+		l.deliverRun(s, run, s.dl.run, &now, &clockAge, n)
 	}
 	for i := range run {
 		it := &run[i]

@@ -97,6 +97,24 @@ func (m *mailbox) push(e *Event, at int64) (ok, startPump bool) {
 		}
 	}
 	m.mu.Lock()
+	ok, startPump = m.pushLocked(e, at)
+	m.mu.Unlock()
+	return ok, startPump
+}
+
+// pushLocked is push with m.mu held, so the loop can put a run of events
+// into one mailbox under one lock.
+func (m *mailbox) pushLocked(e *Event, at int64) (ok, startPump bool) {
+	if m.full() {
+		return false, false
+	}
+	if m.out != nil && m.queued.Load() == 0 {
+		select {
+		case m.out <- *e:
+			return true, false
+		default:
+		}
+	}
 	m.queue.push(e, at)
 	m.queued.Add(1)
 	if m.out != nil && !m.pumping {
@@ -106,7 +124,6 @@ func (m *mailbox) push(e *Event, at int64) (ok, startPump bool) {
 		m.idle = false
 		m.wake <- struct{}{}
 	}
-	m.mu.Unlock()
 	return true, startPump
 }
 
@@ -209,7 +226,9 @@ func (m *mailbox) end() {
 }
 
 // take is the Handle runner's receive: it returns the oldest envelope,
-// waiting for one, or false once the mailbox has ended and is empty.
+// waiting for one, or false once the mailbox has ended and is empty. The
+// event it returns no longer counts as waiting (nor can it be evicted):
+// it is the one being handled.
 func (m *mailbox) take() (envelope, bool) {
 	m.mu.Lock()
 	for m.queue.len() == 0 {
@@ -388,11 +407,12 @@ func (r *envRing) pop() envelope {
 // popN moves up to len(dst) envelopes into dst and returns how many.
 func (r *envRing) popN(dst []envelope) int {
 	n := min(len(dst), r.size)
-	for i := range n {
-		dst[i] = r.buf[r.head]
-		r.buf[r.head] = envelope{}
-		r.head = (r.head + 1) % len(r.buf)
-	}
+	first := min(n, len(r.buf)-r.head) // up to the end of buf, then from its start
+	copy(dst, r.buf[r.head:r.head+first])
+	clear(r.buf[r.head : r.head+first])
+	copy(dst[first:n], r.buf[:n-first])
+	clear(r.buf[:n-first])
+	r.head = (r.head + n) % max(len(r.buf), 1)
 	r.size -= n
 	return n
 }
