@@ -30,7 +30,7 @@ var matchCases = []struct {
 	{"chat.room?", "chat.room1", true},
 	{"chat.room?", "chat.room12", false},
 	{"chat.room?", "chat.room", false},
-	{"chat.room?", "chat.roomé", true},  // '?' is one rune, not one byte
+	{"chat.room?", "chat.roomé", true},   // '?' is one rune, not one byte
 	{"chat.room??", "chat.roomé", false}, // é is two bytes but one rune
 	{"?", "é", true},
 	{"*?", "é", true},
