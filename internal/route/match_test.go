@@ -155,7 +155,7 @@ func FuzzMatch(f *testing.F) {
 		got := Match(pattern, topic)
 		// tidwall/match is exponential on some inputs: trust it only
 		// where it finishes within its own limit.
-		if want, stopped := match.MatchLimit(topic, pattern, 10000); !stopped {
+		if want, stopped := match.MatchLimit(topic, pattern, 200); !stopped {
 			require.Equal(t, want, got, "tidwall Match(%q, %q)", topic, pattern)
 		}
 		if len(pattern) <= 64 && len(topic) <= 64 {
