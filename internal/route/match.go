@@ -109,7 +109,9 @@ func findRun(run, s string) int {
 		}
 		return -1
 	}
-	for i := 0; i < len(s); i += runeLen(s, i) {
+	// A run needs at least one byte per pattern byte ('?' matches one to
+	// four), so only places with len(run) bytes left can match.
+	for i := 0; i <= len(s)-len(run); i += runeLen(s, i) {
 		if n := matchHead(run, s[i:]); n >= 0 {
 			return i + n
 		}
@@ -117,11 +119,32 @@ func findRun(run, s string) int {
 	return -1
 }
 
-// runeLen returns the length in bytes of the rune starting at s[i].
+// runeLen returns the length in bytes of the rune starting at s[i]. s is
+// valid UTF-8; on invalid input the result is still between 1 and what is
+// left of s, so nothing loops or panics.
 func runeLen(s string, i int) int {
-	if s[i] < utf8.RuneSelf {
+	c := s[i]
+	if c < utf8.RuneSelf {
 		return 1
 	}
-	_, size := utf8.DecodeRuneInString(s[i:])
-	return size
+	n := int(leadLen[c])
+	if n == 0 || i+n > len(s) {
+		return 1
+	}
+	return n
 }
+
+// leadLen is the length of a UTF-8 sequence by its first byte, 0 where the
+// byte cannot start one.
+var leadLen = func() (t [256]uint8) {
+	for c := 0xC2; c <= 0xDF; c++ {
+		t[c] = 2
+	}
+	for c := 0xE0; c <= 0xEF; c++ {
+		t[c] = 3
+	}
+	for c := 0xF0; c <= 0xF4; c++ {
+		t[c] = 4
+	}
+	return t
+}()
