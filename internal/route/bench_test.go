@@ -1,0 +1,262 @@
+package route
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/match"
+)
+
+// mixedPattern returns the i-th pattern of a mix of shapes: exact, below,
+// a glob filed by its prefix and a glob filed by its suffix.
+func mixedPattern(i int) string {
+	switch i % 4 {
+	case 0:
+		return fmt.Sprintf("svc%d.ent%d.ev", i%997, i)
+	case 1:
+		return fmt.Sprintf("svc%d.ent%d.*", i%997, i)
+	case 2:
+		return fmt.Sprintf("svc%d.ent%d.*.done?", i%997, i)
+	}
+	return fmt.Sprintf("*.ent%d.failed", i)
+}
+
+// warmTopics returns n topics of the mix's topic space, each matched by
+// some of its patterns.
+func warmTopics(n int) []string {
+	topics := make([]string, n)
+	for j := range topics {
+		topics[j] = fmt.Sprintf("svc%d.ent%d.x.done1", j%997, j)
+	}
+	return topics
+}
+
+// newMixed returns an index with n mixed subscriptions (subscriber i has
+// pattern i) and a full route cache.
+func newMixed(n int) *Index[int] {
+	x := New[int](4096)
+	for i := range n {
+		x.Add(mixedPattern(i), i)
+	}
+	for _, t := range warmTopics(4096) {
+		x.Route(t)
+	}
+	return x
+}
+
+// BenchmarkAddRemove measures one Add and one Remove of a new subscription
+// among n others, with a full route cache.
+func BenchmarkAddRemove(b *testing.B) {
+	pats := make([]string, 1024)
+	for i := range pats {
+		pats[i] = mixedPattern(200_000 + i)
+	}
+	for _, n := range []int{1_000, 20_000, 100_000} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			x := newMixed(n)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				p := pats[i%len(pats)]
+				x.Add(p, -1)
+				x.Remove(p, -1)
+				i++
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*b.N), "ns/change")
+		})
+	}
+}
+
+// BenchmarkSubscribe builds an index of n mixed subscriptions, with a full
+// route cache of topics they match, and reports the cost of the first and
+// the last 1,000 Adds.
+func BenchmarkSubscribe(b *testing.B) {
+	for _, n := range []int{1_000, 20_000, 100_000} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			pats := make([]string, n)
+			for i := range pats {
+				pats[i] = mixedPattern(i)
+			}
+			topics := warmTopics(4096)
+			var first, last time.Duration
+			b.ReportAllocs()
+			for b.Loop() {
+				x := New[int](4096)
+				for _, t := range topics {
+					x.Route(t)
+				}
+				start := time.Now()
+				for i, p := range pats {
+					x.Add(p, i)
+					switch i + 1 {
+					case 1_000:
+						first += time.Since(start)
+					case n - 1_000:
+						start = time.Now()
+					}
+				}
+				last += time.Since(start)
+			}
+			b.ReportMetric(float64(first.Nanoseconds())/float64(1_000*b.N), "first1k-ns/add")
+			b.ReportMetric(float64(last.Nanoseconds())/float64(1_000*b.N), "last1k-ns/add")
+			b.ReportMetric(float64(last)/float64(first), "last/first")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*b.N), "ns/add")
+		})
+	}
+}
+
+// unrelated returns an index with n subscriptions of every shape but "*",
+// none matching the topics of firstSeen.
+func unrelated(n int) *Index[int] {
+	x := New[int](4096)
+	for i := range n {
+		var p string
+		switch i % 5 {
+		case 0:
+			p = fmt.Sprintf("svc%d.ent%d.ev", i%997, i)
+		case 1:
+			p = fmt.Sprintf("svc%d.ent%d.*", i%997, i)
+		case 2:
+			p = fmt.Sprintf("g%d.*.x%d?", i%3000, i)
+		case 3:
+			p = fmt.Sprintf("*.ent%d.failed", i)
+		case 4:
+			if i < 80 { // a short residual list, as the package doc expects
+				p = fmt.Sprintf("*z%d*", i)
+			} else {
+				p = fmt.Sprintf("svc%d.*.h%d", i%997, i)
+			}
+		}
+		x.Add(p, i)
+	}
+	return x
+}
+
+// BenchmarkRouteFirstSeen routes topics never seen before (each one is
+// cached, evicting at random once the cache is full) with n unrelated
+// subscriptions.
+func BenchmarkRouteFirstSeen(b *testing.B) {
+	const nTopics = 1 << 16
+	topics := make([]string, nTopics)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("orders.%d.created", i)
+	}
+	for _, n := range []int{0, 100_000} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			x := unrelated(n)
+			x.Add("orders.*", -1)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if i == nTopics {
+					b.StopTimer()
+					x = unrelated(n) // a fresh cache: every topic is first-seen
+					x.Add("orders.*", -1)
+					i = 0
+					b.StartTimer()
+				}
+				if len(x.Route(topics[i])) != 1 {
+					b.Fatal("wrong route")
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkRouteCached routes one cached topic, next to a plain map lookup
+// of the same topic as the baseline.
+func BenchmarkRouteCached(b *testing.B) {
+	const topic = "svc7.ent7.x.done1"
+	b.Run("index", func(b *testing.B) {
+		x := newMixed(20_000)
+		x.Add("*", -1)
+		x.Add("*x*", -2)
+		x.Route(topic)
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = x.Route(topic)
+		}
+	})
+	b.Run("map", func(b *testing.B) {
+		m := make(map[string][]int, 4096)
+		for _, t := range warmTopics(4096) {
+			m[t] = []int{1}
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = m[topic]
+		}
+	})
+}
+
+// BenchmarkMatchWorst matches adversarial patterns against 255-byte topics.
+func BenchmarkMatchWorst(b *testing.B) {
+	as := strings.Repeat("a", 255)
+	tests := []struct {
+		name, pattern, topic string
+	}{
+		{"stars-ab", "*a*a*a*a*a*a*c*b", as},
+		{"stars-a?", "*a*a*a*a*a*a*c*?", as},
+		{"long-run", "*" + strings.Repeat("a", 240) + "b*", as},
+		{"long-run-?", "*" + strings.Repeat("a?", 120) + "b*", as},
+		{"runs-?", "*a?a*a?a*a?a*a?a*a?a*a?a*a?" + strings.Repeat("a", 200) + "b*", as},
+		{"half-run-?", "*" + strings.Repeat("aaaa?", 20) + "aab*", as},
+		{"multibyte-?", "*" + strings.Repeat("?", 80) + "b*", strings.Repeat("é", 127)},
+		{"dots", "*.*.*.*.*.*.*.?b", strings.Repeat("a.", 127) + "a"},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = Match(tt.pattern, tt.topic)
+			}
+		})
+		b.Run(tt.name+"/tidwall-limit256", func(b *testing.B) {
+			for b.Loop() {
+				_, _ = match.MatchLimit(tt.topic, tt.pattern, 256)
+			}
+		})
+	}
+}
+
+// BenchmarkRouteChurn routes a fixed set of 64 cached topics while another
+// subscriber adds and removes one pattern in a loop: one change per 64
+// routes. route-ns is the time of the routes alone; ns/op includes the
+// change.
+func BenchmarkRouteChurn(b *testing.B) {
+	topics := warmTopics(64)
+	for _, churn := range []string{"", "svc1.ent1.ev", "svc1.ent1.*", "svc1.*.x.*", "*.x.done1", "*a*a*a*a*a*a*c*?", "*", "svc*"} {
+		name := "none"
+		if churn != "" {
+			name = churn
+		}
+		b.Run("churn="+name, func(b *testing.B) {
+			x := newMixed(20_000)
+			for _, t := range topics {
+				x.Route(t)
+			}
+			var routing time.Duration
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				if churn != "" {
+					if i%2 == 0 {
+						x.Add(churn, -1)
+					} else {
+						x.Remove(churn, -1)
+					}
+				}
+				i++
+				start := time.Now()
+				for _, t := range topics {
+					_ = x.Route(t)
+				}
+				routing += time.Since(start)
+			}
+			b.ReportMetric(float64(routing.Nanoseconds())/float64(b.N*len(topics)), "route-ns")
+		})
+	}
+}

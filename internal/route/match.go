@@ -1,0 +1,150 @@
+package route
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// Match reports whether topic matches pattern: '*' matches any run of
+// characters, dots included, and '?' exactly one character (one UTF-8
+// rune, as in github.com/tidwall/match). It agrees with match.Match for
+// valid UTF-8 inputs without backslashes, which is what the bus validates.
+//
+// Match costs O(len(pattern)×len(topic)) steps at most, with no recursion
+// and no complexity limit: the literal text before the first '*' must match
+// at the start of topic, the text after the last '*' at its end, and every
+// run between two stars is matched at its leftmost place in what remains.
+// Leftmost is always right: a '*' can absorb whatever the run skipped, and
+// matching a run earlier leaves more topic for the runs after it. This is
+// the classic greedy matcher that remembers the last '*' and resumes one
+// character further on a mismatch, done one run at a time.
+func Match(pattern, topic string) bool {
+	first := strings.IndexByte(pattern, '*')
+	if first < 0 {
+		n := matchHead(pattern, topic)
+		return n == len(topic)
+	}
+	last := strings.LastIndexByte(pattern, '*')
+	head, tail := pattern[:first], pattern[last+1:]
+	n := matchHead(head, topic)
+	if n < 0 {
+		return false
+	}
+	topic = topic[n:]
+	n = matchTail(tail, topic)
+	if n < 0 {
+		return false
+	}
+	topic = topic[:len(topic)-n]
+	var mid string
+	if first < last {
+		mid = pattern[first+1 : last]
+	}
+	for mid != "" {
+		var run string
+		if i := strings.IndexByte(mid, '*'); i >= 0 {
+			run, mid = mid[:i], mid[i+1:]
+		} else {
+			run, mid = mid, ""
+		}
+		if run == "" {
+			continue
+		}
+		end := findRun(run, topic)
+		if end < 0 {
+			return false
+		}
+		topic = topic[end:]
+	}
+	return true
+}
+
+// matchHead matches run, which has no '*', at the start of s and returns
+// the number of bytes of s it covers, or -1.
+func matchHead(run, s string) int {
+	j := 0
+	for i := 0; i < len(run); i++ {
+		if j >= len(s) {
+			return -1
+		}
+		if c := run[i]; c == '?' {
+			j += runeLen(s, j)
+		} else if c != s[j] {
+			return -1
+		} else {
+			j++
+		}
+	}
+	return j
+}
+
+// matchTail matches run, which has no '*', at the end of s and returns the
+// number of bytes of s it covers, or -1.
+func matchTail(run, s string) int {
+	j := len(s)
+	for i := len(run) - 1; i >= 0; i-- {
+		if j <= 0 {
+			return -1
+		}
+		if c := run[i]; c == '?' {
+			_, size := utf8.DecodeLastRuneInString(s[:j])
+			j -= size
+		} else if c != s[j-1] {
+			return -1
+		} else {
+			j--
+		}
+	}
+	return len(s) - j
+}
+
+// findRun finds the leftmost place in s where run (no '*', not empty)
+// matches and returns the offset just past it, or -1.
+func findRun(run, s string) int {
+	if strings.IndexByte(run, '?') < 0 {
+		// Literal runs are valid UTF-8 starting at a rune, so a byte match
+		// is a rune match.
+		if i := strings.Index(s, run); i >= 0 {
+			return i + len(run)
+		}
+		return -1
+	}
+	// A run needs at least one byte per pattern byte ('?' matches one to
+	// four), so only places with len(run) bytes left can match.
+	for i := 0; i <= len(s)-len(run); i += runeLen(s, i) {
+		if n := matchHead(run, s[i:]); n >= 0 {
+			return i + n
+		}
+	}
+	return -1
+}
+
+// runeLen returns the length in bytes of the rune starting at s[i]. s is
+// valid UTF-8; on invalid input the result is still between 1 and what is
+// left of s, so nothing loops or panics.
+func runeLen(s string, i int) int {
+	c := s[i]
+	if c < utf8.RuneSelf {
+		return 1
+	}
+	n := int(leadLen[c])
+	if n == 0 || i+n > len(s) {
+		return 1
+	}
+	return n
+}
+
+// leadLen is the length of a UTF-8 sequence by its first byte, 0 where the
+// byte cannot start one.
+var leadLen = func() (t [256]uint8) {
+	for c := 0xC2; c <= 0xDF; c++ {
+		t[c] = 2
+	}
+	for c := 0xE0; c <= 0xEF; c++ {
+		t[c] = 3
+	}
+	for c := 0xF0; c <= 0xF4; c++ {
+		t[c] = 4
+	}
+	return t
+}()

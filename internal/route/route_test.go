@@ -1,0 +1,363 @@
+package route
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
+)
+
+// model is the brute-force index: every subscriber's patterns, matched
+// one by one.
+type model map[int]map[string]bool
+
+func (m model) route(topic string) []int {
+	var out []int
+	for s, ps := range m {
+		for p := range ps {
+			if refMatch(p, topic) {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sorted(s []int) []int {
+	if len(s) == 0 {
+		return nil
+	}
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+func TestIndexRoute(t *testing.T) {
+	type sub struct {
+		pattern string
+		s       int
+	}
+	tests := []struct {
+		name  string
+		subs  []sub
+		topic string
+		want  []int
+	}{
+		{"empty index", nil, "a.b", nil},
+		{"exact", []sub{{"a.b", 1}, {"a.c", 2}}, "a.b", []int{1}},
+		{"all", []sub{{"*", 1}, {"x", 2}}, "a.b", []int{1}},
+		{"below matches every depth", []sub{{"a.*", 1}, {"a.b.*", 2}}, "a.b.c", []int{1, 2}},
+		{"below excludes the parent", []sub{{"a.*", 1}}, "a", nil},
+		{"below excludes a longer name", []sub{{"a.*", 1}}, "ab.c", nil},
+		{"glob by prefix", []sub{{"worker.*.done", 1}, {"worker.*.fail", 2}}, "worker.x.done", []int{1}},
+		{"glob by suffix", []sub{{"*.failed", 1}, {"*.done", 2}}, "a.b.failed", []int{1}},
+		{"glob by prefix and suffix", []sub{{"a*z", 1}}, "a.b.z", []int{1}},
+		{"prefix and suffix may not overlap", []sub{{"ab*ba", 1}}, "aba", nil},
+		{"residual glob", []sub{{"*b*", 1}, {"?*", 2}, {"*x*", 3}}, "a.b", []int{1, 2}},
+		{"question mark is one rune", []sub{{"room?", 1}, {"room??", 2}}, "roomé", []int{1}},
+		{"subscriber with several matching patterns once", []sub{{"a.b", 1}, {"a.*", 1}, {"*", 1}, {"*b", 1}, {"*b*", 1}}, "a.b", []int{1}},
+		{"several subscribers of one pattern", []sub{{"a.*", 1}, {"a.*", 2}, {"a.*", 3}}, "a.b", []int{1, 2, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, size := range []int{0, 8} {
+				x := New[int](size)
+				for _, s := range tt.subs {
+					require.True(t, x.Add(s.pattern, s.s))
+				}
+				assert.Equal(t, tt.want, sorted(x.Route(tt.topic)), "Route, cache %d", size)
+				assert.Equal(t, tt.want, sorted(x.Route(tt.topic)), "Route again, cache %d", size)
+				assert.Equal(t, tt.want, sorted(x.Lookup(tt.topic, nil)), "Lookup, cache %d", size)
+			}
+		})
+	}
+}
+
+func TestIndexAddRemove(t *testing.T) {
+	x := New[int](16)
+	assert.Nil(t, x.Route("a.b"))
+	require.True(t, x.Add("a.*", 1))
+	assert.False(t, x.Add("a.*", 1), "second Add of the same pattern")
+	require.True(t, x.Add("a.b", 1))
+	require.True(t, x.Add("a.*", 2))
+	first := x.Route("a.b")
+	assert.Equal(t, []int{1, 2}, sorted(first))
+	snapshot := slices.Clone(first)
+
+	assert.Equal(t, 3, x.Subscriptions())
+	assert.Equal(t, 2, x.Subscribers())
+	assert.Equal(t, 2, x.Patterns())
+	assert.Equal(t, 2, x.Count("a.*"))
+	assert.Equal(t, 1, x.Count("a.b"))
+	assert.Equal(t, 0, x.Count("c"))
+	got := map[string]int{}
+	x.ForEachPattern(func(p string, n int) { got[p] = n })
+	assert.Equal(t, map[string]int{"a.*": 2, "a.b": 1}, got)
+
+	require.True(t, x.Remove("a.*", 1))
+	assert.False(t, x.Remove("a.*", 1), "second Remove")
+	assert.False(t, x.Remove("zz", 1), "Remove of an unknown pattern")
+	assert.Equal(t, []int{1, 2}, sorted(x.Route("a.b")), "1 still has a.b")
+	require.True(t, x.Remove("a.b", 1))
+	assert.Equal(t, []int{2}, sorted(x.Route("a.b")))
+	assert.Equal(t, snapshot, first, "a returned route is never modified")
+	require.True(t, x.Remove("a.*", 2))
+	assert.Nil(t, x.Route("a.b"))
+	assert.Zero(t, x.Subscriptions())
+	assert.Zero(t, x.Subscribers())
+	assert.Zero(t, x.Patterns())
+}
+
+func TestIndexCacheBounded(t *testing.T) {
+	x := New[int](64)
+	x.Add("t.*", 1)
+	for i := range 10_000 {
+		require.Equal(t, []int{1}, x.Route(fmt.Sprintf("t.%d", i)))
+		require.LessOrEqual(t, x.CacheLen(), 64)
+	}
+}
+
+func TestRouteCachedAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocations differ under -race")
+	}
+	x := New[int](4096)
+	x.Add("a.b", 1)
+	x.Add("a.*", 2)
+	x.Add("*b", 3)
+	x.Add("*", 4)
+	x.Add("*.?*", 5)
+	x.Route("a.b")
+	assert.Zero(t, testing.AllocsPerRun(100, func() { x.Route("a.b") }))
+}
+
+// patternGen draws valid patterns of every shape over a small alphabet, so
+// that they often match the topics topicGen draws.
+func patternGen() *rapid.Generator[string] {
+	return rapid.Custom(func(t *rapid.T) string {
+		topic := topicGen().Draw(t, "base")
+		switch rapid.IntRange(0, 5).Draw(t, "shape") {
+		case 0:
+			return topic // exact
+		case 1:
+			return "*"
+		case 2:
+			return topic + ".*" // below
+		case 3: // residual
+			return rapid.SampledFrom([]string{"*a*", "?*", "*?", "*é*", "*.*", "*a?*", "?"}).Draw(t, "residual")
+		}
+		for {
+			p := names("abé", true).Draw(t, "glob")
+			if validName(p, true) {
+				return p
+			}
+		}
+	})
+}
+
+func topicGen() *rapid.Generator[string] { return names("abé", false) }
+
+// indexMachine is a rapid state machine comparing an Index with the model.
+type indexMachine struct {
+	x      *Index[int]
+	m      model
+	topics []string // routed before, so probably cached
+}
+
+func (sm *indexMachine) Add(t *rapid.T) {
+	s := rapid.IntRange(0, 5).Draw(t, "sub")
+	p := patternGen().Draw(t, "pattern")
+	want := !sm.m[s][p]
+	require.Equal(t, want, sm.x.Add(p, s), "Add(%q, %d)", p, s)
+	if sm.m[s] == nil {
+		sm.m[s] = map[string]bool{}
+	}
+	sm.m[s][p] = true
+}
+
+func (sm *indexMachine) Remove(t *rapid.T) {
+	if len(sm.m) == 0 {
+		t.Skip("nothing to remove")
+	}
+	s := rapid.SampledFrom(sortedKeys(sm.m)).Draw(t, "sub")
+	p := rapid.SampledFrom(sortedKeys(sm.m[s])).Draw(t, "pattern")
+	require.True(t, sm.x.Remove(p, s), "Remove(%q, %d)", p, s)
+	delete(sm.m[s], p)
+	if len(sm.m[s]) == 0 {
+		delete(sm.m, s)
+	}
+}
+
+func (sm *indexMachine) RemoveAbsent(t *rapid.T) {
+	s := rapid.IntRange(0, 5).Draw(t, "sub")
+	p := patternGen().Draw(t, "pattern")
+	if sm.m[s][p] {
+		t.Skip("present")
+	}
+	require.False(t, sm.x.Remove(p, s), "Remove(%q, %d)", p, s)
+}
+
+func (sm *indexMachine) RouteNew(t *rapid.T) {
+	topic := topicGen().Draw(t, "topic")
+	sm.route(t, topic)
+	sm.topics = append(sm.topics, topic)
+}
+
+func (sm *indexMachine) RouteAgain(t *rapid.T) {
+	if len(sm.topics) == 0 {
+		t.Skip("no topic yet")
+	}
+	sm.route(t, rapid.SampledFrom(sm.topics).Draw(t, "topic"))
+}
+
+func (sm *indexMachine) route(t *rapid.T, topic string) {
+	want := sm.m.route(topic)
+	got := sm.x.Route(topic)
+	require.Equal(t, want, sorted(got), "Route(%q)", topic)
+	require.Equal(t, want, sorted(sm.x.Lookup(topic, nil)), "Lookup(%q)", topic)
+}
+
+func (sm *indexMachine) Check(t *rapid.T) {
+	n, pats := 0, map[string]int{}
+	for _, ps := range sm.m {
+		n += len(ps)
+		for p := range ps {
+			pats[p]++
+		}
+	}
+	require.Equal(t, n, sm.x.Subscriptions())
+	require.Equal(t, len(sm.m), sm.x.Subscribers())
+	require.Equal(t, len(pats), sm.x.Patterns())
+	got := map[string]int{}
+	sm.x.ForEachPattern(func(p string, n int) { got[p] = n })
+	require.Equal(t, pats, got)
+}
+
+func sortedKeys[K interface{ ~int | ~string }, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func TestIndexModel(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		size := rapid.SampledFrom([]int{0, 1, 4, 4096}).Draw(t, "cacheSize")
+		sm := &indexMachine{x: New[int](size), m: model{}}
+		t.Repeat(rapid.StateMachineActions(sm))
+	})
+}
+
+// TestIndexSharedRoutes checks that routes returned earlier are never
+// modified by later changes, with every pattern shape.
+func TestIndexSharedRoutes(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		x := New[int](rapid.SampledFrom([]int{1, 4, 4096}).Draw(t, "cacheSize"))
+		type held struct {
+			route, copy []int
+		}
+		var routes []held
+		for range rapid.IntRange(1, 50).Draw(t, "steps") {
+			s := rapid.IntRange(0, 3).Draw(t, "sub")
+			p := patternGen().Draw(t, "pattern")
+			if !x.Add(p, s) {
+				x.Remove(p, s)
+			}
+			r := x.Route(topicGen().Draw(t, "topic"))
+			routes = append(routes, held{r, slices.Clone(r)})
+		}
+		for _, h := range routes {
+			require.Equal(t, h.copy, h.route)
+		}
+	})
+}
+
+func TestRadixModel(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var r radix[int]
+		m := map[string]int{}
+		key := rapid.StringOfN(rapid.SampledFrom([]rune("abc")), 1, 5, -1)
+		for i := range rapid.IntRange(1, 100).Draw(t, "steps") {
+			k := key.Draw(t, "key")
+			if rapid.Bool().Draw(t, "delete") {
+				_, ok := m[k]
+				require.Equal(t, ok, r.del(k))
+				delete(m, k)
+			} else {
+				*r.slot(k) = i
+				m[k] = i
+			}
+			q := key.Draw(t, "query")
+			var got, want []int
+			r.prefixesOf(q, false, func(v *int) { got = append(got, *v) })
+			for k, v := range m {
+				if strings.HasPrefix(q, k) {
+					want = append(want, v)
+				}
+			}
+			require.ElementsMatch(t, want, got, "prefixesOf(%q)", q)
+			got, want = nil, nil
+			r.prefixesOf(q, true, func(v *int) { got = append(got, *v) })
+			for k, v := range m {
+				if strings.HasSuffix(q, reverse(k)) {
+					want = append(want, v)
+				}
+			}
+			require.ElementsMatch(t, want, got, "prefixesOf(%q, rev)", q)
+			got, want = nil, nil
+			r.under(q, func(v *int) { got = append(got, *v) })
+			for k, v := range m {
+				if strings.HasPrefix(k, q) {
+					want = append(want, v)
+				}
+			}
+			require.ElementsMatch(t, want, got, "under(%q)", q)
+			for k, v := range m {
+				require.Equal(t, v, *r.get(k))
+			}
+			require.Nil(t, r.get(q+"z"))
+		}
+	})
+}
+
+// TestIndexLongLog overflows the change log of "*" and residual patterns,
+// so that some cached topics replay it and others fall behind it.
+func TestIndexLongLog(t *testing.T) {
+	for _, p := range []string{"*", "*a*", "?*"} {
+		t.Run(p, func(t *testing.T) {
+			x := New[int](16)
+			m := model{}
+			topics := []string{"a", "b.a", "é", "b"}
+			for _, topic := range topics {
+				x.Route(topic)
+			}
+			for i := range 5 * maxLog {
+				s := i % 7
+				if m[s][p] {
+					require.True(t, x.Remove(p, s))
+					delete(m, s)
+				} else {
+					require.True(t, x.Add(p, s))
+					m[s] = map[string]bool{p: true}
+				}
+				// The first topic is routed often, the others rarely.
+				topic := topics[0]
+				if i%(maxLog+3) == 0 {
+					topic = topics[1+i%(len(topics)-1)]
+				}
+				require.Equal(t, m.route(topic), sorted(x.Route(topic)), "step %d: Route(%q)", i, topic)
+			}
+			for _, topic := range topics {
+				require.Equal(t, m.route(topic), sorted(x.Route(topic)), "Route(%q)", topic)
+			}
+		})
+	}
+}
