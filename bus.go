@@ -69,6 +69,7 @@ func New(opts ...Option) (*Bus, error) {
 	}
 	b.waiters.New = newWaiter
 	b.reg.subs = make(map[*Subscription]struct{})
+	b.reg.noCache = cfg.noRouteCache
 	b.reg.routes = newRouteIndex(cfg.noRouteCache)
 	switch {
 	case cfg.storeSet:
@@ -153,7 +154,7 @@ type Stats struct {
 func (b *Bus) Stats() Stats {
 	b.reg.mu.Lock()
 	pats := make(map[string]int)
-	b.reg.routes.forEachPattern(func(p string, n int) { pats[p] = n })
+	b.reg.routes.ForEachPattern(func(p string, n int) { pats[p] = n })
 	subs := len(b.reg.subs)
 	b.reg.mu.Unlock()
 	return Stats{

@@ -7,7 +7,7 @@ var WithoutRouteCache = withoutRouteCache
 func RouteCacheLen(b *Bus) int {
 	b.reg.mu.Lock()
 	defer b.reg.mu.Unlock()
-	return b.reg.routes.cacheLen()
+	return b.reg.routes.CacheLen()
 }
 
 // MaxRouteCache exposes the cache bound.

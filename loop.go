@@ -236,7 +236,7 @@ func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts)
 		if it.persist && perr != nil {
 			continue // not delivered
 		}
-		for _, s := range b.reg.routes.route(it.e.Topic) {
+		for _, s := range b.reg.routes.Route(it.e.Topic) {
 			d := &s.dl
 			if len(d.run) == 0 {
 				touched = append(touched, s)

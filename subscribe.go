@@ -159,12 +159,12 @@ func (b *Bus) changePatterns(s *Subscription, pat string, add bool) error {
 	case add:
 		p := classify(pat)
 		next = append(append(make([]pattern, 0, len(ps)+1), ps...), p)
-		b.reg.routes.add(p, s)
+		b.reg.routes.Add(p.src, s)
 	case !found:
 		return fmt.Errorf("%w %q: not a pattern of subscription %s", ErrInvalidPattern, pat, s.id)
 	default:
 		next = append(append(make([]pattern, 0, len(ps)-1), ps[:i]...), ps[i+1:]...)
-		b.reg.routes.remove(ps[i], s)
+		b.reg.routes.Remove(ps[i].src, s)
 	}
 	s.pats.Store(&next)
 	return nil
@@ -181,6 +181,7 @@ type registry struct {
 	routes  *routeIndex
 	closing bool // Shutdown has begun: no new subscriptions
 	nextID  uint64
+	noCache bool // testing: route without the cache
 }
 
 // add registers s with patterns ps and gives it its ID. r.mu must be held.
@@ -189,7 +190,7 @@ func (r *registry) add(s *Subscription, ps []pattern) {
 	s.id = "sub-" + strconv.FormatUint(r.nextID, 10)
 	r.subs[s] = struct{}{}
 	for _, p := range ps {
-		r.routes.add(p, s)
+		r.routes.Add(p.src, s)
 	}
 }
 
@@ -202,7 +203,7 @@ func (r *registry) remove(s *Subscription) {
 	}
 	delete(r.subs, s)
 	for _, p := range *s.pats.Load() {
-		r.routes.remove(p, s)
+		r.routes.Remove(p.src, s)
 	}
 }
 
@@ -216,7 +217,7 @@ func (r *registry) takeAll() []*Subscription {
 		subs = append(subs, s)
 	}
 	clear(r.subs)
-	r.routes = newRouteIndex(r.routes.cache.off)
+	r.routes = newRouteIndex(r.noCache)
 	return subs
 }
 
@@ -235,7 +236,7 @@ func (b *Bus) Subscribers(topic string) []SubscriberInfo {
 		return nil
 	}
 	b.reg.mu.Lock()
-	subs := b.reg.routes.lookup(topic, nil)
+	subs := b.reg.routes.Lookup(topic, nil)
 	b.reg.mu.Unlock()
 	out := make([]SubscriberInfo, 0, len(subs))
 	for _, s := range subs {

@@ -6,7 +6,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/tidwall/match"
+	"github.com/choiros/eventbus/internal/route"
 )
 
 const (
@@ -14,8 +14,6 @@ const (
 	MaxTopicLen = 255
 	// MaxPatternStars is the most '*' wildcards one pattern may hold.
 	MaxPatternStars = 8
-	// matchComplexity bounds the work of one glob match (see match.MatchLimit).
-	matchComplexity = 256
 )
 
 // ValidateTopic reports whether topic is a valid topic: 1–255 bytes of
@@ -190,159 +188,5 @@ func (p pattern) matches(topic string) bool {
 	case kindPrefix:
 		return len(topic) > len(p.key)+1 && topic[len(p.key)] == '.' && strings.HasPrefix(topic, p.key)
 	}
-	ok, stopped := match.MatchLimit(topic, p.key, matchComplexity)
-	return ok && !stopped
-}
-
-// routeTable is an immutable index from topics to the subscriptions they
-// reach. It is rebuilt on every (un)subscribe and published through an
-// atomic.Pointer; a published table is never modified.
-type routeTable struct {
-	exact  map[string][]*Subscription
-	prefix map[string][]*Subscription
-	all    []*Subscription
-	globs  []globRoute
-	// multi is set when some subscription has more than one pattern, so a
-	// lookup may find it twice and must de-duplicate.
-	multi bool
-	// patterns counts subscriptions per pattern, for Stats.
-	patterns map[string]int
-	subs     int
-}
-
-type globRoute struct {
-	p   pattern
-	sub *Subscription
-}
-
-var emptyRoutes = &routeTable{}
-
-// buildRoutes indexes the given subscriptions by their patterns.
-func buildRoutes(subs map[*Subscription][]pattern) *routeTable {
-	rt := &routeTable{
-		exact:    make(map[string][]*Subscription),
-		prefix:   make(map[string][]*Subscription),
-		patterns: make(map[string]int),
-		subs:     len(subs),
-	}
-	for s, ps := range subs {
-		if len(ps) > 1 {
-			rt.multi = true
-		}
-		for _, p := range ps {
-			rt.patterns[p.src]++
-			switch p.kind {
-			case kindAll:
-				rt.all = append(rt.all, s)
-			case kindExact:
-				rt.exact[p.key] = append(rt.exact[p.key], s)
-			case kindPrefix:
-				rt.prefix[p.key] = append(rt.prefix[p.key], s)
-			default:
-				rt.globs = append(rt.globs, globRoute{p: p, sub: s})
-			}
-		}
-	}
-	return rt
-}
-
-// lookup appends to dst, once each, the subscriptions an event on topic
-// reaches. It costs one map lookup per dot in topic plus one glob match per
-// glob pattern, whatever the number of subscriptions.
-func (rt *routeTable) lookup(topic string, dst []*Subscription) []*Subscription {
-	start := len(dst)
-	dst = append(dst, rt.exact[topic]...)
-	dst = append(dst, rt.all...)
-	if len(rt.prefix) > 0 {
-		for i := 1; i < len(topic); i++ {
-			if topic[i] == '.' {
-				dst = append(dst, rt.prefix[topic[:i]]...)
-			}
-		}
-	}
-	for i := range rt.globs {
-		if rt.globs[i].p.matches(topic) {
-			dst = append(dst, rt.globs[i].sub)
-		}
-	}
-	if rt.multi && len(dst)-start > 1 {
-		dst = dedup(dst, start)
-	}
-	return dst
-}
-
-// dedup removes repeated subscriptions from dst[start:], keeping the first.
-func dedup(dst []*Subscription, start int) []*Subscription {
-	seen := make(map[*Subscription]struct{}, len(dst)-start)
-	out := dst[:start]
-	for _, s := range dst[start:] {
-		if _, ok := seen[s]; ok {
-			continue
-		}
-		seen[s] = struct{}{}
-		out = append(out, s)
-	}
-	clear(dst[len(out):])
-	return out
-}
-
-// maxRouteCache bounds the per-topic route cache of the bus loop.
-const maxRouteCache = 4096
-
-// routeCache memoises routeTable.lookup per topic for one table. It belongs
-// to the bus loop and is not safe for concurrent use. A flood of distinct
-// topics evicts entries at random (as NATS does), so it never grows past
-// maxRouteCache.
-type routeCache struct {
-	table   *routeTable
-	entries map[string][]*Subscription
-	off     bool // testing: route without the cache
-	scratch []*Subscription
-	// The last topic routed and its result: runs of events on one topic
-	// skip the map lookup.
-	lastTopic string
-	lastSubs  []*Subscription
-}
-
-// route returns the subscriptions an event on topic reaches under rt. The
-// result is shared: callers must not modify it.
-func (c *routeCache) route(rt *routeTable, topic string) []*Subscription {
-	if c.off {
-		c.scratch = rt.lookup(topic, c.scratch[:0])
-		return c.scratch
-	}
-	if c.table != rt {
-		c.table = rt
-		clear(c.entries)
-		c.lastTopic, c.lastSubs = "", nil
-	}
-	if topic == c.lastTopic && c.lastTopic != "" {
-		return c.lastSubs
-	}
-	subs, ok := c.entries[topic]
-	if !ok {
-		subs = c.fill(rt, topic)
-	}
-	c.lastTopic, c.lastSubs = topic, subs
-	return subs
-}
-
-// fill computes and caches the route of topic, evicting at random when the
-// cache is full.
-func (c *routeCache) fill(rt *routeTable, topic string) []*Subscription {
-	if c.entries == nil {
-		c.entries = make(map[string][]*Subscription)
-	}
-	if len(c.entries) >= maxRouteCache {
-		n := maxRouteCache / 4
-		for k := range c.entries {
-			delete(c.entries, k)
-			if n--; n == 0 {
-				break
-			}
-		}
-	}
-	subs := rt.lookup(topic, nil)
-	c.entries[strings.Clone(topic)] = subs
-	return subs
+	return route.Match(p.key, topic)
 }
