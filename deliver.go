@@ -158,22 +158,28 @@ func (l *loop) wait(s *Subscription, it *item, limit time.Duration, target int) 
 		stop = l.timer.C
 		defer l.timer.Stop()
 	}
-	if s.mb.backlogInOut() {
-		// Only the reader can make room, and it tells nobody: wait on
-		// C itself.
-		select {
-		case s.mb.out <- it.e:
-			return true
-		case <-stop:
-		case <-l.b.abort:
-		case <-s.done:
+	for {
+		if s.mb.backlogInOut() {
+			// Only the reader can make room, and it tells nobody: wait
+			// on C itself.
+			select {
+			case s.mb.out <- it.e:
+				return true
+			case <-stop:
+			case <-l.b.abort:
+			case <-s.done:
+			}
+			return false
 		}
-		return false
+		if !s.mb.waitRoom(target, stop, l.b.abort, s.done) {
+			return false
+		}
+		// The pump counts an event both in out and behind it for a moment
+		// after sending it: the room seen may not be there yet.
+		if s.trySend(&it.e, it.at) {
+			return true
+		}
 	}
-	if !s.mb.waitRoom(target, stop, l.b.abort, s.done) {
-		return false
-	}
-	return s.trySend(&it.e, it.at)
 }
 
 // lost counts one event s lost to its policy and reports the start of a
