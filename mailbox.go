@@ -16,7 +16,7 @@ type envelope struct {
 // outCap is the most events a Subscribe mailbox keeps in its channel; the
 // rest of its backlog, up to its bound, waits in a ring that grows with it.
 // An idle subscription costs this channel, not its bound.
-const outCap = 16
+const outCap = 12
 
 // drainGrace is how long, after a subscription has ended, its pump waits
 // for the reader to receive the next event still queued behind C before it
@@ -40,8 +40,8 @@ const drainGrace = 200 * time.Millisecond
 type mailbox struct {
 	out   chan Event    // Subscribe: the channel C returns; nil for Handle
 	bound int           // the most events that may wait
-	wake  chan struct{} // tells an idle runner (Handle) or pump (Subscribe) that events or the end wait
-	room  chan struct{} // tells a waiting sender that room was made
+	wake  chan struct{} // tells an idle runner (Handle) or pump (Subscribe) that events or the end wait; cap 1
+	room  chan struct{} // tells a waiting sender that room was made; cap 1, made by the first wait
 
 	mu      sync.Mutex
 	queue   envRing
@@ -54,18 +54,17 @@ type mailbox struct {
 	// from it but not yet put into out.
 	queued atomic.Int64
 	roomAt atomic.Int64  // 1 + the pending count a waiting sender waits for; 0 if none
-	closed chan struct{} // closed once out is closed (Subscribe) or the end is set (Handle)
 }
 
 func (m *mailbox) init(bound int, handle bool) {
 	m.bound = bound
-	m.room = make(chan struct{}, 1)
-	m.closed = make(chan struct{})
 	m.sealed = make(chan struct{})
-	m.wake = make(chan struct{}, 1)
 	if handle {
+		m.wake = make(chan struct{}, 1)
 		return
 	}
+	// A Subscribe mailbox makes wake when it first needs a pump, and room
+	// when a sender first waits: an idle subscription pays for neither.
 	m.out = make(chan Event, min(bound, outCap))
 }
 
@@ -119,6 +118,9 @@ func (m *mailbox) pushLocked(e *Event, at int64) (ok, startPump bool) {
 	m.queued.Add(1)
 	if m.out != nil && !m.pumping {
 		m.pumping, startPump = true, true
+		if m.wake == nil {
+			m.wake = make(chan struct{}, 1) // before the pump starts: it reads it
+		}
 	}
 	if m.idle {
 		m.idle = false
@@ -151,6 +153,11 @@ func (m *mailbox) waitRoom(target int, stop <-chan time.Time, abort, done <-chan
 func (m *mailbox) roomNow(target int) bool {
 	if m.pending() <= target {
 		return true
+	}
+	if m.room == nil {
+		// Only senders write it, one at a time; the pump and the runner
+		// read it after seeing roomAt, which is stored after it.
+		m.room = make(chan struct{}, 1)
 	}
 	m.roomAt.Store(int64(target) + 1)
 	if m.pending() <= target {
@@ -216,12 +223,10 @@ func (m *mailbox) end() {
 		m.wake <- struct{}{}
 	}
 	if m.out == nil {
-		close(m.closed)
 		return
 	}
 	if !m.pumping {
 		close(m.out)
-		close(m.closed)
 	}
 }
 
@@ -316,7 +321,6 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 			m.queue.release()
 			if m.ended {
 				close(m.out)
-				close(m.closed)
 			}
 			m.mu.Unlock()
 			return 0
@@ -350,7 +354,6 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 			m.pumping = false
 			if m.ended { // else end closes out
 				close(m.out)
-				close(m.closed)
 			}
 			m.mu.Unlock()
 			return rest

@@ -6,10 +6,14 @@ import (
 	"time"
 )
 
+// histBuckets is the number of buckets: the last holds everything from
+// 2^38 ns (about 4.6 minutes) up.
+const histBuckets = 40
+
 // histogram counts durations in power-of-two nanosecond buckets, so
 // observing allocates nothing and takes two atomic operations.
 type histogram struct {
-	buckets [64]atomic.Uint64
+	buckets [histBuckets]atomic.Uint64
 	max     atomic.Int64
 }
 
@@ -17,7 +21,7 @@ func (h *histogram) observe(ns int64) {
 	if ns < 0 {
 		ns = 0
 	}
-	h.buckets[bits.Len64(uint64(ns))].Add(1)
+	h.buckets[min(bits.Len64(uint64(ns)), histBuckets-1)].Add(1)
 	for {
 		m := h.max.Load()
 		if ns <= m || h.max.CompareAndSwap(m, ns) {
@@ -28,7 +32,7 @@ func (h *histogram) observe(ns int64) {
 
 // summary returns the p50 and p99 bucket upper bounds and the maximum.
 func (h *histogram) summary() (p50, p99, maxd time.Duration) {
-	var counts [64]uint64
+	var counts [histBuckets]uint64
 	var total uint64
 	for i := range h.buckets {
 		counts[i] = h.buckets[i].Load()

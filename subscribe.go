@@ -95,6 +95,7 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 	s.mb.init(cfg.buffer, h != nil)
 	if h != nil {
 		s.c = make(chan Event)
+		s.runtimeHst = new(histogram)
 	} else {
 		s.c = s.mb.out
 	}

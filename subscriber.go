@@ -87,11 +87,11 @@ type Subscription struct {
 	dropped    atomic.Uint64
 	isLagging  atomic.Bool
 	latency    histogram // taken by the loop to mailbox (Subscribe) or to handler start (Handle)
-	runtimeHst histogram // handler run time (Handle)
+	runtimeHst *histogram // handler run time (Handle only; nil for Subscribe)
 }
 
 // C returns the mailbox's channel. It holds the first few waiting events
-// (16 at most); the rest of the backlog, up to the subscription's bound,
+// (12 at most); the rest of the backlog, up to the subscription's bound,
 // waits behind it and moves in as the reader receives, so a receive that
 // does not wait may find C empty while events still wait behind it
 // (Stats().Pending counts them all). After the subscription ends, C is
@@ -193,7 +193,9 @@ func (s *Subscription) Stats() SubscriptionStats {
 	}
 	st.Pending = s.pending()
 	st.LatencyP50, st.LatencyP99, st.LatencyMax = s.latency.summary()
-	st.HandlerP50, st.HandlerP99, st.HandlerMax = s.runtimeHst.summary()
+	if s.runtimeHst != nil {
+		st.HandlerP50, st.HandlerP99, st.HandlerMax = s.runtimeHst.summary()
+	}
 	return st
 }
 
