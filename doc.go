@@ -10,8 +10,10 @@
 // One lock stands for the loop's work: a synchronous [Bus.Publish] that
 // finds it free does that work itself, for its own event and any queued
 // before it, so an acknowledged publish on a quiet bus costs no goroutine
-// hand-off. It never waits for a subscriber there: at a Block mailbox with
-// no room it hands the rest of the batch back to the loop.
+// hand-off. It never waits for a subscriber there: at a mailbox it would
+// have to wait for, it leaves the rest of the batch to the loop. (It does
+// so only with no store or a [MemoryStore]; with another store the loop
+// does the work, so Publish returns at its ctx whatever the store does.)
 //
 //	bus, _ := eventbus.New()
 //	defer bus.Close()
@@ -30,10 +32,13 @@
 // note that '*' here is not one level: it crosses dots. See [Match].
 //
 // Routing costs one map lookup for exact topics, one lookup per parent
-// prefix for "prefix.*" patterns, and one bounded glob match per other
-// pattern, memoised per topic in a cache of at most 4,096 topics that is
-// dropped whenever a subscription changes. Publishing never scans every
-// subscription in the steady state.
+// prefix for "prefix.*" patterns, and for other globs a walk of the
+// topic's bytes through indexes of the globs' literal prefixes and
+// suffixes, so a topic meets only the globs that can match it; each glob
+// match costs at most len(pattern)×len(topic) steps. The result is cached
+// per topic (at most 4,096 topics); subscribing and unsubscribing update
+// only the cached topics the pattern can affect. None of these costs grows
+// with the number of subscriptions.
 //
 // # Publishing
 //
@@ -53,19 +58,33 @@
 // # Backpressure
 //
 // Each subscription has a bounded mailbox ([WithBuffer], default 1000).
-// When it is full, its [Overflow] policy decides:
+// Its memory follows its backlog, not its bound: the first 12 waiting
+// events sit in the channel [Subscription.C] returns, the rest in a ring
+// behind it that a goroutine of the mailbox moves in as the reader
+// receives (it runs only while a backlog exists). An idle subscription
+// costs a few KiB.
 //
-//	DropOldest (default)  the oldest waiting event is discarded       nobody waits
-//	DropNewest            the new event is discarded                  nobody waits
+// A publisher that outruns a subscriber is paced, not served by dropping:
+// when a mailbox is full, the loop waits for its reader to make room, up
+// to the stall budget ([WithStallBudget], default 5ms). A reader that
+// keeps up makes room well within it and loses nothing, however fast the
+// publisher. One that does not is slow: its policy applies to it alone,
+// and it is not waited for again until it has drained to half its bound,
+// so a sleeping subscriber costs the others at most one budget per slow
+// episode. When a mailbox is full and its reader is slow, its [Overflow]
+// policy decides:
+//
+//	DropOldest (default)  the oldest waiting event is discarded       publishers, one budget per episode
+//	DropNewest            the new event is discarded                  publishers, one budget per episode
 //	Block                 the bus waits, up to WithBlockTimeout       every publisher
-//	Disconnect            the subscription ends with ErrSlowConsumer  nobody waits
-//	CatchUp               refill from the store, then rejoin live     nobody waits
+//	Disconnect            the subscription ends with ErrSlowConsumer  publishers, one budget per episode
+//	CatchUp               refill from the store, then rejoin live     publishers, one budget per episode
 //
 // Dropped events are counted in [Subscription.Stats] and [Bus.Stats], and a
 // slow consumer is reported to the error handler once per episode. Only
-// Block lets one subscriber slow the others: use it for consumers that
-// always keep up, or with a timeout. Publishing from inside a handler or a
-// subscriber loop never deadlocks under the other policies.
+// Block lets one subscriber hold the others up for longer: use it for
+// consumers that always keep up, or with a timeout. Publishing from inside
+// a handler or a subscriber loop never deadlocks under the other policies.
 //
 // # Replay and catch-up
 //
@@ -74,12 +93,12 @@
 // duplicate. [CatchUp] uses the same machinery for a subscriber that falls
 // behind: it stops taking live events, a goroutine of its own refills its
 // mailbox from the store after the last event it got, and the loop takes it
-// back live once it has caught up, handing over the few events in between
-// from a ring of recent events it keeps. Only events published without
+// back live once it has caught up (the rejoin), handing it the few events
+// in between from the tail, a ring of recent stored events it keeps. Only events published without
 // persistence while it lags are lost, and they are counted. Events the
 // store's retention removes before a lagging subscription reads them cannot
 // be replayed: the loop keeps an account of what it skipped, and at the
-// hand-over counts the difference as dropped and reports it.
+// rejoin counts the difference as dropped and reports it.
 //
 // # Handlers
 //
@@ -93,20 +112,53 @@
 // [Bus.Shutdown] works like http.Server.Shutdown: new publishes get
 // [ErrClosed]; everything already accepted is persisted and delivered;
 // handlers finish the events in their mailboxes; subscription channels
-// close (events already in them stay readable); a store the bus opened is
-// closed. If its ctx ends first, handler contexts are cancelled with cause
+// close once what waits in them has been received (see [Subscription.C]);
+// a store the bus opened is closed. If its ctx ends first, handler contexts are cancelled with cause
 // ErrClosed and Shutdown returns ctx.Err(). A subscription that is
 // catching up from the store at Shutdown stops there: what it had not read
 // yet stays in the store.
 //
 // # Goroutines
 //
-// Every goroutine has an owner and stops by Shutdown: the loop (one per
-// Bus), a runner per Handle subscription, a catch-up reader while a
-// subscription replays or catches up, one reporter that calls the error
-// handler, and, during Shutdown, the goroutine that runs its steps. Nothing
-// else runs in the background. User code — handlers, the error handler, the
+// Every goroutine has an owner and a way to stop: the loop (one per Bus,
+// stopped by Shutdown), a runner per Handle subscription (stops when its
+// mailbox ends and is drained), a catch-up reader while a subscription
+// replays or catches up (stops at the rejoin or the end), a pump per
+// Subscribe mailbox while a backlog waits behind C (stops when the
+// backlog is received, or 200ms after its reader stops receiving once the
+// subscription has ended; Shutdown does not wait for it, so C can be
+// drained after Shutdown), one reporter that calls the error handler, and,
+// during Shutdown, the goroutine that runs its steps. Nothing else runs in
+// the background. User code — handlers, the error handler, the
 // Authorizer — never runs on the loop or under a bus lock.
+//
+// # Ownership
+//
+// Each piece of state has one owner. The intake (the bus's queue of
+// accepted events) is guarded by its mutex. The loop type owns delivery:
+// Seq, the store appends, each subscription's delivery state (live or
+// lagging, its last Seq, whether it is slow) and the tail; whoever holds
+// the loop's lock is the owner for that time. The registry owns the live
+// subscriptions and the route index, under its own mutex, which the loop
+// takes briefly to route a run of events. A mailbox has one sender at a
+// time (the loop while its subscription is live, its catch-up reader while
+// it lags) and one consumer (its pump and reader, or its runner).
+//
+// # Glossary
+//
+//	intake      the bus's queue of accepted events and control requests
+//	loop        the owner of delivery, and the goroutine that does its work
+//	turn        doing the loop's work: the loop goroutine's, or an acknowledged publisher's
+//	batch       what the loop takes from the intake at once; a run is a stretch of it without control requests
+//	route index the map from topics to subscriptions (internal/route), with its route cache
+//	registry    the live subscriptions and the route index
+//	mailbox     a subscription's bounded queue: the channel C, and behind it a ring fed to C by a pump
+//	pacing      the loop waiting, up to the stall budget, for a full mailbox's reader
+//	slow        a subscription whose reader did not make room within the budget; its policy applies
+//	lagging     a subscription fed from the store by its catch-up reader instead of by the loop
+//	rejoin      a lagging subscription going live again, with the events in between from the tail
+//	tail        the loop's ring of recent stored events, for rejoins
+//	reporter    the goroutine that calls the error handler
 //
 // # Costs
 //
@@ -115,6 +167,10 @@
 // by a JSON validator that does not allocate, and acknowledgements use
 // pooled waiters. Counters and the per-subscription latency histograms are
 // atomics in fixed arrays. The loop batches: one wake-up, one clock read
-// and one store append per batch of queued events; publishers read no
-// clock (the loop stamps ID and Timestamp as it assigns Seq).
+// and one store append per batch of queued events, and one lock of a
+// mailbox per run of events it gets; publishers read no clock (the loop
+// stamps ID and Timestamp as it assigns Seq). Reports for the error
+// handler are bounded (1,024 waiting); what is dropped is counted and said
+// ([ErrReportsDropped]). A store that panics costs the events of that
+// batch ([ErrPersist]), not the bus.
 package eventbus
