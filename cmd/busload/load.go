@@ -20,6 +20,7 @@ import (
 
 // Report is the outcome of one run. Durations are in nanoseconds in JSON.
 type Report struct {
+	Mode     string   `json:"mode"` // "load"
 	Rate     int      `json:"rate"`
 	Subs     int      `json:"subs"`
 	Patterns []string `json:"patterns"`
@@ -424,7 +425,7 @@ func runBus(ctx context.Context, cfg config, w io.Writer) (rep Report, err error
 	}
 
 	rep = Report{
-		Rate: cfg.Rate, Subs: cfg.Subs, Patterns: cfg.Patterns, Topics: cfg.Topics,
+		Mode: "load", Rate: cfg.Rate, Subs: cfg.Subs, Patterns: cfg.Patterns, Topics: cfg.Topics,
 		Payload: cfg.Payload, Store: cfg.Store, Async: cfg.Async,
 		Figures:      summarize(subs, perTopic, elapsed, published.Load()),
 		HeapInUseEnd: inuseEnd, HeapLiveEnd: liveEnd,
