@@ -338,16 +338,15 @@ func startChurn(bus *eventbus.Bus, clk *clock, rate, first int) (stop func() (pa
 			return true
 		}
 		if rate == churnMax {
-			for {
+			// At least one pair, however soon stop comes.
+			for pair() {
 				select {
 				case <-done:
 					return
 				default:
 				}
-				if !pair() {
-					return
-				}
 			}
+			return
 		}
 		tick := time.NewTicker(max(time.Millisecond, time.Second/time.Duration(rate)))
 		defer tick.Stop()
@@ -385,18 +384,27 @@ func (r *ScaleReport) writeText(w io.Writer) {
 		ratio = float64(r.SubscribeLast) / float64(r.SubscribeFirst)
 	}
 	fmt.Fprintf(w, "subscribe     %d in %v: avg %v, first 1000 avg %v, last 1000 avg %v (last/first %.2fx)\n",
-		r.Subs, r.Create.Round(time.Millisecond), r.SubscribeAvg, r.SubscribeFirst, r.SubscribeLast, ratio)
-	fmt.Fprintf(w, "unsubscribe   avg %v, first 1000 (with all present) avg %v\n", r.UnsubscribeAvg, r.UnsubscribeFirst)
+		r.Subs, r.Create.Round(time.Millisecond), sig3(r.SubscribeAvg), sig3(r.SubscribeFirst), sig3(r.SubscribeLast), ratio)
+	fmt.Fprintf(w, "unsubscribe   avg %v, first 1000 (with all present) avg %v\n", sig3(r.UnsubscribeAvg), sig3(r.UnsubscribeFirst))
 	fmt.Fprintf(w, "memory        %.0f B/sub heap + %.0f B/sub stack = %.1f KiB/sub, %.3f goroutines/sub (MemStats HeapInuse, StackInuse after GC)\n",
 		r.HeapPerSub, r.StackPerSub, (r.HeapPerSub+r.StackPerSub)/1024, r.GoroutinesPerSub)
 	pl := func(label string, p PublishLatency) {
 		fmt.Fprintf(w, "%-14sfirst-seen p50 %v p99 %v max %v mean %v; repeated p50 %v p99 %v max %v mean %v\n", label,
-			p.FirstSeen.P50, p.FirstSeen.P99, p.FirstSeen.Max, p.FirstSeen.Mean,
-			p.Repeated.P50, p.Repeated.P99, p.Repeated.Max, p.Repeated.Mean)
+			sig3(p.FirstSeen.P50), sig3(p.FirstSeen.P99), sig3(p.FirstSeen.Max), sig3(p.FirstSeen.Mean),
+			sig3(p.Repeated.P50), sig3(p.Repeated.P99), sig3(p.Repeated.Max), sig3(p.Repeated.Mean))
 	}
 	pl("publish, none", r.NoSubs)
 	pl("publish, subs", r.WithSubs)
 	fmt.Fprintf(w, "subs/none     first-seen p50 %.2fx p99 %.2fx mean %.2fx; repeated p50 %.2fx p99 %.2fx mean %.2fx\n",
 		r.FirstSeenRatio.P50, r.FirstSeenRatio.P99, r.FirstSeenRatio.Mean, r.RepeatedRatio.P50, r.RepeatedRatio.P99, r.RepeatedRatio.Mean)
-	fmt.Fprintf(w, "churn         %d subscribe+close pairs while measuring, %.0f/s, avg %v per pair\n", r.ChurnPairs, r.ChurnRate, r.ChurnAvg)
+	fmt.Fprintf(w, "churn         %d subscribe+close pairs while measuring, %.0f/s, avg %v per pair\n", r.ChurnPairs, r.ChurnRate, sig3(r.ChurnAvg))
+}
+
+// sig3 rounds d to three significant digits, for reading.
+func sig3(d time.Duration) time.Duration {
+	unit := time.Duration(1)
+	for v := d; v >= 1000 || v <= -1000; v /= 10 {
+		unit *= 10
+	}
+	return d.Round(unit)
 }
