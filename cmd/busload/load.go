@@ -120,7 +120,7 @@ type subscriber struct {
 	c        <-chan eventbus.Event  // the mailbox its reader drains
 	sub      *eventbus.Subscription // nil in the baseline
 	policy   eventbus.Overflow
-	topics   []int // indexes of the topics its pattern matches
+	topics   []int        // indexes of the topics its pattern matches
 	readFn   func(*clock) // the baseline's reader, if not s.read
 	hist     histogram
 	received atomic.Uint64
