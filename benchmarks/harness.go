@@ -72,7 +72,8 @@ func newFixture(w *workload) (*fixture, error) {
 type counter struct {
 	n    atomic.Int64
 	want int64
-	_    [48]byte
+	last atomic.Int64 // ns since counters.t0 of the last delivery, if tracked
+	_    [40]byte
 }
 
 // counters counts deliveries and closes done when every subscriber has
@@ -81,10 +82,20 @@ type counters struct {
 	subs      []counter
 	remaining atomic.Int64
 	done      chan struct{}
+
+	// Set before the run by the firehose and sleeper workloads (lossy.go):
+	// the time of each subscriber's last delivery is kept (track), and
+	// subscriber slow sleeps for sleep before counting each delivery until
+	// hurry is set (slow < 0: none).
+	track bool
+	t0    time.Time
+	slow  int
+	sleep time.Duration
+	hurry atomic.Bool
 }
 
 func newCounters(want []int64) *counters {
-	c := &counters{subs: make([]counter, len(want)), done: make(chan struct{})}
+	c := &counters{subs: make([]counter, len(want)), done: make(chan struct{}), slow: -1}
 	var waiting int64
 	for i, n := range want {
 		c.subs[i].want = n
@@ -101,7 +112,13 @@ func newCounters(want []int64) *counters {
 
 // hit counts one delivery to subscriber i.
 func (c *counters) hit(i int) {
+	if i == c.slow && !c.hurry.Load() {
+		time.Sleep(c.sleep) // the slow consumer being simulated
+	}
 	s := &c.subs[i]
+	if c.track {
+		s.last.Store(int64(time.Since(c.t0)))
+	}
 	if s.n.Add(1) == s.want && c.remaining.Add(-1) == 0 {
 		close(c.done)
 	}
