@@ -169,6 +169,27 @@ type limits struct {
 	deadline time.Duration // the whole run
 }
 
+// startPublisher publishes events through tg round-robin over w's topics
+// on a goroutine of its own, then flushes; the channel gets the first
+// error, or nil when it is done.
+func startPublisher(tg target, w *workload, events int) <-chan error {
+	pubDone := make(chan error, 1)
+	go func() {
+		t, topics := 0, len(w.topics)
+		for range events {
+			if err := tg.publish(t); err != nil {
+				pubDone <- err
+				return
+			}
+			if t++; t == topics {
+				t = 0
+			}
+		}
+		pubDone <- tg.flush()
+	}()
+	return pubDone
+}
+
 // measure sets im up for w, publishes events round-robin and waits until
 // every subscriber has its count, until deliveries stall, or until the
 // deadline. start and stop bracket the timed part (for testing.B).
@@ -201,22 +222,9 @@ func measure(im impl, w *workload, events int, lim limits, start, stop func()) (
 		}
 	}()
 
-	pubDone := make(chan error, 1)
 	start()
 	t0 := time.Now()
-	go func() {
-		t, topics := 0, len(w.topics)
-		for range events {
-			if err := tg.publish(t); err != nil {
-				pubDone <- err
-				return
-			}
-			if t++; t == topics {
-				t = 0
-			}
-		}
-		pubDone <- tg.flush()
-	}()
+	pubDone := startPublisher(tg, w, events)
 
 	deadline := time.NewTimer(lim.deadline)
 	defer deadline.Stop()

@@ -175,22 +175,9 @@ func measureLossy(im impl, w *workload, events, slow int, sleep time.Duration, l
 
 	deadline := time.NewTimer(lim.deadline)
 	defer deadline.Stop()
-	pubDone := make(chan error, 1)
 	start()
 	c.t0 = time.Now()
-	go func() {
-		t, topics := 0, len(w.topics)
-		for range events {
-			if err := tg.publish(t); err != nil {
-				pubDone <- err
-				return
-			}
-			if t++; t == topics {
-				t = 0
-			}
-		}
-		pubDone <- tg.flush()
-	}()
+	pubDone := startPublisher(tg, w, events)
 	select {
 	case err := <-pubDone:
 		if err != nil {
