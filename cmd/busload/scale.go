@@ -252,8 +252,11 @@ func (w *window) averages(n int) (all, first, last time.Duration) {
 }
 
 // memNow collects garbage and returns the memory statistics and the
-// number of goroutines.
+// number of goroutines. It collects twice: what a sync.Pool holds (and
+// whatever the pool's owner, such as a closed Bus, holds) lives on until
+// the second collection after it was last used.
 func memNow() (runtime.MemStats, int) {
+	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
