@@ -28,7 +28,7 @@
 //	-cpuprofile F    write a CPU profile to F
 //	-mode M          load (the default, described first below), scale, firehose or sleeper
 //	-churn N|max     scale: subscribe+close pairs per second while publish latency is measured (default 0)
-//	-events N        scale: publishes per latency measurement (default 10000);
+//	-events N        scale: publishes of each kind per latency measurement, at -rate (default 10000);
 //	                 firehose: events (default 1000000); sleeper: events (default 50000)
 //	-sleep D         sleeper: how long the slow subscriber sleeps per event (default 1ms)
 //
@@ -100,9 +100,10 @@
 //
 // -mode scale (the scale issue's measurements): on one bus (store per
 // -store, mailboxes of the bus's default bound unless -buffer is given) it
-// times -events synchronous Publishes, one at a time, to topics never seen
-// before (fresh.<phase>.<i>) and as many to 100 topics published before
-// (hot.<i%100>), with no subscription; then creates -subs (default
+// times -events synchronous Publishes to topics never seen before
+// (fresh.<phase>.<i>) and as many to 100 topics published before
+// (hot.<i%100>), alternately, -rate publishes per second in all (0: back to
+// back), with no subscription; then creates -subs (default
 // 10,000) idle subscriptions of mixed shapes — 40 % exact topics
 // (ent.17.state), 30 % prefix.* (sess17.*), 29 % globs with a literal
 // prefix and suffix (g17.*.x17?), 1 % residual globs (*.r17.*); none

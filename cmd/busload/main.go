@@ -113,7 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (config, options, error) {
 	fs.StringVar(&opt.cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
 	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "load, scale, firehose or sleeper")
 	churn := fs.String("churn", "0", "scale: subscribe+close pairs per second while publish latency is measured, or max")
-	fs.IntVar(&cfg.Events, "events", 0, "scale: publishes per latency measurement (default 10000); firehose: events (default 1000000); sleeper: events (default 50000)")
+	fs.IntVar(&cfg.Events, "events", 0, "scale: publishes of each kind per latency measurement, paced by -rate (default 10000); firehose: events (default 1000000); sleeper: events (default 50000)")
 	fs.DurationVar(&cfg.Sleep, "sleep", cfg.Sleep, "sleeper: how long the slow subscriber sleeps per event")
 	if err := fs.Parse(args); err != nil {
 		return cfg, opt, err

@@ -37,10 +37,12 @@ func TestScale(t *testing.T) {
 	tests := []struct {
 		name  string
 		churn int
+		rate  int // publishes per second while measuring
 	}{
-		{name: "no churn", churn: 0},
-		{name: "paced churn", churn: 2000},
-		{name: "churn max", churn: churnMax},
+		{name: "no churn", churn: 0, rate: 10000},
+		{name: "paced churn", churn: 2000, rate: 10000},
+		{name: "churn max", churn: churnMax, rate: 10000},
+		{name: "back to back", churn: churnMax, rate: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,10 +50,12 @@ func TestScale(t *testing.T) {
 			cfg.Subs = 400
 			cfg.Events = 300
 			cfg.Churn = tt.churn
+			cfg.Rate = tt.rate
 			rep, err := runScale(t.Context(), cfg, io.Discard)
 			require.NoError(t, err)
 			assert.Equal(t, 400, rep.Subs)
 			assert.Equal(t, 300, rep.Events)
+			assert.Equal(t, tt.rate, rep.Rate)
 			assert.Positive(t, rep.Create)
 			assert.Positive(t, rep.SubscribeAvg)
 			assert.Positive(t, rep.SubscribeFirst)

@@ -26,7 +26,8 @@ type ScaleReport struct {
 	Mode   string `json:"mode"` // "scale"
 	Subs   int    `json:"subs"`
 	Churn  string `json:"churn"`  // pairs per second, "max" or "0"
-	Events int    `json:"events"` // publishes per latency measurement
+	Events int    `json:"events"` // publishes of each kind per latency measurement
+	Rate   int    `json:"rate"`   // publishes per second while measuring (0: back to back)
 	Store  string `json:"store"`
 	Buffer int    `json:"buffer"` // mailbox bound of the idle subscriptions (0: the bus default)
 
@@ -129,7 +130,7 @@ func runScale(ctx context.Context, cfg config, w io.Writer) (_ *ScaleReport, err
 	if events == 0 {
 		events = scaleEvents
 	}
-	rep := &ScaleReport{Mode: "scale", Subs: n, Events: events, Store: cfg.Store, Churn: strconv.Itoa(cfg.Churn)}
+	rep := &ScaleReport{Mode: "scale", Subs: n, Events: events, Rate: cfg.Rate, Store: cfg.Store, Churn: strconv.Itoa(cfg.Churn)}
 	if cfg.Churn == churnMax {
 		rep.Churn = "max"
 	}
@@ -154,7 +155,7 @@ func runScale(ctx context.Context, cfg config, w io.Writer) (_ *ScaleReport, err
 	defer bus.Close()
 	clk := newClock()
 
-	if rep.NoSubs, err = publishLatency(ctx, bus, &clk, events, 0); err != nil {
+	if rep.NoSubs, err = publishLatency(ctx, bus, &clk, events, cfg.Rate, 0); err != nil {
 		return nil, err
 	}
 
@@ -196,7 +197,7 @@ func runScale(ctx context.Context, cfg config, w io.Writer) (_ *ScaleReport, err
 
 	// Publish latency with them present, and churn beside it.
 	stopChurn := startChurn(bus, &clk, cfg.Churn, n)
-	rep.WithSubs, err = publishLatency(ctx, bus, &clk, events, 1)
+	rep.WithSubs, err = publishLatency(ctx, bus, &clk, events, cfg.Rate, 1)
 	pairs, spent, elapsed, churnErr := stopChurn()
 	if err != nil {
 		return nil, err
@@ -265,50 +266,68 @@ func memNow() (runtime.MemStats, int) {
 
 // publishLatency times events synchronous Publishes to topics never
 // published before (fresh.<phase>.<i>) and as many to hot.<i%100>
-// (published once each beforehand, untimed).
-func publishLatency(ctx context.Context, bus *eventbus.Bus, clk *clock, events, phase int) (PublishLatency, error) {
+// (published once each beforehand, untimed), alternately, rate publishes
+// per second in all (0: one after the other, as fast as they return).
+func publishLatency(ctx context.Context, bus *eventbus.Bus, clk *clock, events, rate, phase int) (PublishLatency, error) {
 	body := payload(100)
-	ev := func(topic string) eventbus.Event {
-		return eventbus.Event{Type: eventbus.Custom("load"), Topic: topic, Payload: body, Source: "busload"}
-	}
-	measure := func(topics []string) (Percentiles, error) {
-		var h histogram
-		var sum int64
-		for _, topic := range topics {
-			e := ev(topic)
-			t0 := clk.now()
-			if err := bus.Publish(ctx, e); err != nil {
-				return Percentiles{}, fmt.Errorf("busload: publish: %w", err)
-			}
-			d := clk.now() - t0
-			h.record(d)
-			sum += d
-		}
-		var m merged
-		m.add(&h)
-		return Percentiles{P50: m.quantile(0.5), P99: m.quantile(0.99), Max: time.Duration(m.max),
-			Mean: time.Duration(sum / int64(max(len(topics), 1)))}, nil
-	}
-	fresh := make([]string, events)
-	for i := range fresh {
-		fresh[i] = "fresh." + strconv.Itoa(phase) + "." + strconv.Itoa(i)
-	}
-	hot := make([]string, events)
-	for i := range hot {
-		hot[i] = "hot." + strconv.Itoa(i%hotTopics)
+	fresh := make([]eventbus.Event, events)
+	hot := make([]eventbus.Event, events)
+	for i := range events {
+		fresh[i] = eventbus.Event{Type: eventbus.Custom("load"), Topic: "fresh." + strconv.Itoa(phase) + "." + strconv.Itoa(i), Payload: body, Source: "busload"}
+		hot[i] = fresh[i]
+		hot[i].Topic = "hot." + strconv.Itoa(i%hotTopics)
 	}
 	for i := range min(events, hotTopics) {
-		if err := bus.Publish(ctx, ev(hot[i])); err != nil {
+		if err := bus.Publish(ctx, hot[i]); err != nil {
 			return PublishLatency{}, fmt.Errorf("busload: publish: %w", err)
 		}
 	}
-	var pl PublishLatency
-	var err error
-	if pl.FirstSeen, err = measure(fresh); err != nil {
-		return pl, err
+	var hf, hh histogram
+	var sumF, sumH int64
+	timed := func(e eventbus.Event, h *histogram, sum *int64) error {
+		t0 := clk.now()
+		if err := bus.Publish(ctx, e); err != nil {
+			return fmt.Errorf("busload: publish: %w", err)
+		}
+		d := clk.now() - t0
+		h.record(d)
+		*sum += d
+		return nil
 	}
-	pl.Repeated, err = measure(hot)
-	return pl, err
+	var tick *time.Ticker
+	if rate > 0 {
+		tick = time.NewTicker(max(time.Millisecond, time.Second/time.Duration(rate)))
+		defer tick.Stop()
+	}
+	start := clk.now()
+	for i := 0; i < events; {
+		owed := events
+		if rate > 0 {
+			owed = min(events, 1+int(float64(clk.now()-start)*float64(rate)/2e9))
+		}
+		for ; i < owed; i++ {
+			if err := timed(fresh[i], &hf, &sumF); err != nil {
+				return PublishLatency{}, err
+			}
+			if err := timed(hot[i], &hh, &sumH); err != nil {
+				return PublishLatency{}, err
+			}
+		}
+		if i < events && tick != nil {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return PublishLatency{}, ctx.Err()
+			}
+		}
+	}
+	summary := func(h *histogram, sum int64) Percentiles {
+		var m merged
+		m.add(h)
+		return Percentiles{P50: m.quantile(0.5), P99: m.quantile(0.99), Max: time.Duration(m.max),
+			Mean: time.Duration(sum / int64(max(events, 1)))}
+	}
+	return PublishLatency{FirstSeen: summary(&hf, sumF), Repeated: summary(&hh, sumH)}, nil
 }
 
 // startChurn starts a goroutine that subscribes a fresh pattern of mixed
@@ -380,8 +399,12 @@ func (r *ScaleReport) writeText(w io.Writer) {
 	if r.Buffer > 0 {
 		bound = fmt.Sprintf("bound %d", r.Buffer)
 	}
-	fmt.Fprintf(w, "busload scale: %d idle subscriptions (40%% exact, 30%% prefix.*, 29%% globs like g17.*.x17?, 1%% like *.r17.*; %s), churn %s, %d publishes per measurement, store %s\n",
-		r.Subs, bound, r.Churn, r.Events, r.Store)
+	pace := fmt.Sprintf("%d/s", r.Rate)
+	if r.Rate == 0 {
+		pace = "back to back"
+	}
+	fmt.Fprintf(w, "busload scale: %d idle subscriptions (40%% exact, 30%% prefix.*, 29%% globs like g17.*.x17?, 1%% like *.r17.*; %s), churn %s, %d publishes of each kind per measurement (%s), store %s\n",
+		r.Subs, bound, r.Churn, r.Events, pace, r.Store)
 	ratio := 0.0
 	if r.SubscribeFirst > 0 {
 		ratio = float64(r.SubscribeLast) / float64(r.SubscribeFirst)
