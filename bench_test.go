@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -17,7 +18,10 @@ import (
 // The benchmarks compare the bus with a plain channel fan-out doing the same
 // work in the same run: one buffered channel (1024) and one reader goroutine
 // per subscriber, the publisher sending the event to each channel its topic
-// reaches. That is the physical limit; report both and their ratio.
+// reaches. That is the physical limit; report both and their ratio. Each
+// baseline comes twice: "channel" sends the 136-byte Event by value (what
+// the bus's C() carries), "chan-ptr" a pointer to one shared Event, the
+// pointer-size message that is the limit users compare a bus with.
 //
 //	go test -run '^$' -bench . -benchmem
 
@@ -62,18 +66,21 @@ func benchSubs(b *testing.B, bus *eventbus.Bus, patterns []string) (wait func(wa
 	}
 }
 
-// chanFanout is the baseline: route maps a topic to the channels it reaches.
-type chanFanout struct {
-	route map[string][]chan eventbus.Event
-	all   []chan eventbus.Event
+// chanFanout is the baseline: route maps a topic to the channels it
+// reaches. M is what a channel carries: the Event by value (136 bytes, as
+// the bus's C() does) or a pointer to a shared Event (the pointer-size
+// message users compare a bus with: "chan-ptr").
+type chanFanout[M any] struct {
+	route map[string][]chan M
+	all   []chan M
 	wg    sync.WaitGroup
 	got   []int
 }
 
-func newChanFanout(n int) *chanFanout {
-	f := &chanFanout{route: map[string][]chan eventbus.Event{}, got: make([]int, n)}
+func newChanFanout[M any](n int) *chanFanout[M] {
+	f := &chanFanout[M]{route: map[string][]chan M{}, got: make([]int, n)}
 	for i := range n {
-		ch := make(chan eventbus.Event, benchBuffer)
+		ch := make(chan M, benchBuffer)
 		f.all = append(f.all, ch)
 		f.wg.Go(func() {
 			for range ch {
@@ -84,13 +91,13 @@ func newChanFanout(n int) *chanFanout {
 	return f
 }
 
-func (f *chanFanout) publish(e eventbus.Event) {
-	for _, ch := range f.route[e.Topic] {
-		ch <- e
+func (f *chanFanout[M]) publish(topic string, m M) {
+	for _, ch := range f.route[topic] {
+		ch <- m
 	}
 }
 
-func (f *chanFanout) close() []int {
+func (f *chanFanout[M]) close() []int {
 	for _, ch := range f.all {
 		close(ch)
 	}
@@ -98,17 +105,25 @@ func (f *chanFanout) close() []int {
 	return f.got
 }
 
-// benchChannelOneTopic is the baseline for n subscribers of one topic.
-func benchChannelOneTopic(b *testing.B, n int, topic string) {
-	f := newChanFanout(n)
+// benchChannelOneTopic is the baseline for n subscribers of one topic,
+// sending msg.
+func benchChannelOneTopic[M any](b *testing.B, n int, topic string, msg M) {
+	f := newChanFanout[M](n)
 	f.route[topic] = f.all
-	e := benchEvent(topic)
 	b.ReportAllocs()
 	for b.Loop() {
-		f.publish(e)
+		f.publish(topic, msg)
 	}
 	f.close()
 	reportDeliveries(b, b.N*n)
+}
+
+// benchChannels runs the by-value ("channel") and pointer ("chan-ptr")
+// baselines for n subscribers of one topic.
+func benchChannels(b *testing.B, n int, topic, suffix string) {
+	e := benchEvent(topic)
+	b.Run("channel"+suffix, func(b *testing.B) { benchChannelOneTopic(b, n, topic, e) })
+	b.Run("chan-ptr"+suffix, func(b *testing.B) { benchChannelOneTopic(b, n, topic, &e) })
 }
 
 // reportDeliveries reports events/s (one event per b.N), deliveries/s and
@@ -165,7 +180,7 @@ func TestPublishAllocs(t *testing.T) {
 // BenchmarkPublish is one publisher to one subscriber on an exact topic.
 func BenchmarkPublish(b *testing.B) {
 	ctx := context.Background()
-	b.Run("channel", func(b *testing.B) { benchChannelOneTopic(b, 1, "worker.task") })
+	benchChannels(b, 1, "worker.task", "")
 	for _, mode := range []struct {
 		name  string
 		store eventbus.Store
@@ -203,7 +218,7 @@ func BenchmarkPublish(b *testing.B) {
 func BenchmarkFanout(b *testing.B) {
 	const n = 100
 	ctx := context.Background()
-	b.Run(fmt.Sprintf("channel/subs=%d", n), func(b *testing.B) { benchChannelOneTopic(b, n, "chat.room1") })
+	benchChannels(b, n, "chat.room1", fmt.Sprintf("/subs=%d", n))
 	for _, stalled := range []bool{false, true} {
 		name := fmt.Sprintf("bus/subs=%d", n)
 		if stalled {
@@ -288,24 +303,10 @@ func BenchmarkWildcard(b *testing.B) {
 		return want, total
 	}
 	b.Run("channel", func(b *testing.B) {
-		f := newChanFanout(len(patterns))
-		for k, topic := range topicsList {
-			for _, i := range reach[k] {
-				f.route[topic] = append(f.route[topic], f.all[i])
-			}
-		}
-		b.ReportAllocs()
-		k := 0
-		for b.Loop() {
-			f.publish(events[k%len(events)])
-			k++
-		}
-		got := f.close()
-		want, total := counted(b.N)
-		if !slices.Equal(got, want) {
-			b.Fatalf("baseline delivered %v, want %v", got, want)
-		}
-		reportDeliveries(b, total)
+		benchChannelWildcard(b, topicsList, reach, len(patterns), events, counted, func(e *eventbus.Event) eventbus.Event { return *e })
+	})
+	b.Run("chan-ptr", func(b *testing.B) {
+		benchChannelWildcard(b, topicsList, reach, len(patterns), events, counted, func(e *eventbus.Event) *eventbus.Event { return e })
 	})
 	b.Run("bus", func(b *testing.B) {
 		bus, err := eventbus.New(eventbus.WithStore(nil))
@@ -327,6 +328,35 @@ func BenchmarkWildcard(b *testing.B) {
 	})
 }
 
+// benchChannelWildcard is BenchmarkWildcard's baseline: the same routes,
+// precomputed, sending msg(event) to every channel its topic reaches.
+func benchChannelWildcard[M any](b *testing.B, topics []string, reach [][]int, subs int, events []eventbus.Event,
+	counted func(int) ([]int, int), msg func(*eventbus.Event) M) {
+	f := newChanFanout[M](subs)
+	for k, topic := range topics {
+		for _, i := range reach[k] {
+			f.route[topic] = append(f.route[topic], f.all[i])
+		}
+	}
+	msgs := make([]M, len(events))
+	for i := range events {
+		msgs[i] = msg(&events[i])
+	}
+	b.ReportAllocs()
+	k := 0
+	for b.Loop() {
+		i := k % len(events)
+		f.publish(events[i].Topic, msgs[i])
+		k++
+	}
+	got := f.close()
+	want, total := counted(b.N)
+	if !slices.Equal(got, want) {
+		b.Fatalf("baseline delivered %v, want %v", got, want)
+	}
+	reportDeliveries(b, total)
+}
+
 // BenchmarkLatency measures end-to-end latency, from just before Publish to
 // receipt by the subscriber, one event at a time, beside the same through a
 // plain channel.
@@ -339,25 +369,9 @@ func BenchmarkLatency(b *testing.B) {
 		b.ReportMetric(pct(0.95), "p95-ns")
 		b.ReportMetric(pct(0.99), "p99-ns")
 	}
-	b.Run("channel", func(b *testing.B) {
-		ch := make(chan eventbus.Event, benchBuffer)
-		done := make(chan time.Time)
-		go func() {
-			for range ch {
-				done <- time.Now()
-			}
-		}()
-		e := benchEvent("lat")
-		lat := make([]time.Duration, 0, b.N)
-		b.ReportAllocs()
-		for b.Loop() {
-			start := time.Now()
-			ch <- e
-			lat = append(lat, (<-done).Sub(start))
-		}
-		close(ch)
-		report(b, lat)
-	})
+	e := benchEvent("lat")
+	b.Run("channel", func(b *testing.B) { report(b, benchChannelLatency(b, e)) })
+	b.Run("chan-ptr", func(b *testing.B) { report(b, benchChannelLatency(b, &e)) })
 	for _, mode := range []struct {
 		name    string
 		publish func(*eventbus.Bus) func(context.Context, eventbus.Event, ...eventbus.PublishOption) error
@@ -399,4 +413,147 @@ func BenchmarkLatency(b *testing.B) {
 			report(b, lat)
 		})
 	}
+}
+
+// benchChannelLatency is BenchmarkLatency's baseline: one buffered channel
+// carrying msg and a reader, one message at a time; it returns the
+// latencies.
+func benchChannelLatency[M any](b *testing.B, msg M) []time.Duration {
+	ch := make(chan M, benchBuffer)
+	done := make(chan time.Time)
+	go func() {
+		for range ch {
+			done <- time.Now()
+		}
+	}()
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	for b.Loop() {
+		start := time.Now()
+		ch <- msg
+		lat = append(lat, (<-done).Sub(start))
+	}
+	close(ch)
+	return lat
+}
+
+// mixedPattern returns the i-th pattern of a population of mixed shapes, as
+// many services hold them (one per WebSocket client, session or entity):
+// 40 % exact topics, 30 % "prefix.*", 29 % globs with a literal prefix and
+// suffix ("g17.*.x17?") and 1 % residual globs with no literal prefix or
+// suffix ("*.r17.*"). No two are the same, and none matches the topics the
+// benchmarks publish to.
+func mixedPattern(i int) string {
+	switch r := i % 100; {
+	case r < 40:
+		return fmt.Sprintf("ent.%d.state", i)
+	case r < 70:
+		return fmt.Sprintf("sess%d.*", i)
+	case r < 99:
+		return fmt.Sprintf("g%d.*.x%d?", i, i)
+	default:
+		return fmt.Sprintf("*.r%d.*", i)
+	}
+}
+
+// subscribeMixed subscribes n idle subscriptions of mixedPattern(0…n-1)
+// with the bus's default bound and policy.
+func subscribeMixed(b *testing.B, bus *eventbus.Bus, n int) []*eventbus.Subscription {
+	b.Helper()
+	subs := make([]*eventbus.Subscription, n)
+	for i := range subs {
+		s, err := bus.Subscribe(context.Background(), mixedPattern(i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		subs[i] = s
+	}
+	return subs
+}
+
+// BenchmarkSubscribe measures one Subscribe and Close (ns/op is the pair)
+// of a subscription of mixed shape beside subs idle subscriptions of mixed
+// shapes (see mixedPattern) already present: the cost of a WebSocket client
+// connecting and leaving while thousands are connected. Setting up 100,000
+// subscriptions takes a while; run one size with -bench 'Subscribe/subs=1000$'.
+func BenchmarkSubscribe(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{1_000, 20_000, 100_000} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			bus, err := eventbus.New(eventbus.WithStore(nil))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bus.Close()
+			subscribeMixed(b, bus, n)
+			b.ReportAllocs()
+			i := n
+			for b.Loop() {
+				s, err := bus.Subscribe(ctx, mixedPattern(i))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkIdleSubscription measures what an idle subscription with the
+// default bound (1,000) costs: each op creates subs subscriptions of mixed
+// shapes (see mixedPattern) on a fresh bus, and the memory they hold after
+// a GC is reported per subscription from runtime.MemStats: "heap-B/sub"
+// (HeapInuse), "stack-B/sub" (StackInuse: the goroutines a subscription
+// may start), their sum "B/sub", and "goroutines/sub". ns/op is the time to
+// create them all. Run it with -benchtime=3x or so; each op holds every
+// subscription at once.
+func BenchmarkIdleSubscription(b *testing.B) {
+	for _, n := range []int{1_000, 10_000} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			var heap, stack, gor float64
+			ops := 0
+			for b.Loop() {
+				b.StopTimer()
+				bus, err := eventbus.New(eventbus.WithStore(nil))
+				if err != nil {
+					b.Fatal(err)
+				}
+				before, g0 := memNow()
+				b.StartTimer()
+				subs := subscribeMixed(b, bus, n)
+				b.StopTimer()
+				after, g1 := memNow()
+				heap += (float64(after.HeapInuse) - float64(before.HeapInuse)) / float64(n)
+				stack += (float64(after.StackInuse) - float64(before.StackInuse)) / float64(n)
+				gor += float64(g1-g0) / float64(n)
+				ops++
+				for _, s := range subs {
+					_ = s.Close()
+				}
+				if err := bus.Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(heap/float64(ops), "heap-B/sub")
+			b.ReportMetric(stack/float64(ops), "stack-B/sub")
+			b.ReportMetric((heap+stack)/float64(ops), "B/sub")
+			b.ReportMetric(gor/float64(ops), "goroutines/sub")
+		})
+	}
+}
+
+// memNow collects garbage and returns the memory statistics and the
+// number of goroutines. It collects twice: what a sync.Pool holds (and
+// whatever the pool's owner, such as a closed Bus, holds) lives on until
+// the second collection after it was last used.
+func memNow() (runtime.MemStats, int) {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m, runtime.NumGoroutine()
 }

@@ -72,7 +72,8 @@ func newFixture(w *workload) (*fixture, error) {
 type counter struct {
 	n    atomic.Int64
 	want int64
-	_    [48]byte
+	last atomic.Int64 // ns since counters.t0 of the last delivery, if tracked
+	_    [40]byte
 }
 
 // counters counts deliveries and closes done when every subscriber has
@@ -81,10 +82,20 @@ type counters struct {
 	subs      []counter
 	remaining atomic.Int64
 	done      chan struct{}
+
+	// Set before the run by the firehose and sleeper workloads (lossy.go):
+	// the time of each subscriber's last delivery is kept (track), and
+	// subscriber slow sleeps for sleep before counting each delivery until
+	// hurry is set (slow < 0: none).
+	track bool
+	t0    time.Time
+	slow  int
+	sleep time.Duration
+	hurry atomic.Bool
 }
 
 func newCounters(want []int64) *counters {
-	c := &counters{subs: make([]counter, len(want)), done: make(chan struct{})}
+	c := &counters{subs: make([]counter, len(want)), done: make(chan struct{}), slow: -1}
 	var waiting int64
 	for i, n := range want {
 		c.subs[i].want = n
@@ -101,7 +112,13 @@ func newCounters(want []int64) *counters {
 
 // hit counts one delivery to subscriber i.
 func (c *counters) hit(i int) {
+	if i == c.slow && !c.hurry.Load() {
+		time.Sleep(c.sleep) // the slow consumer being simulated
+	}
 	s := &c.subs[i]
+	if c.track {
+		s.last.Store(int64(time.Since(c.t0)))
+	}
 	if s.n.Add(1) == s.want && c.remaining.Add(-1) == 0 {
 		close(c.done)
 	}
@@ -152,6 +169,27 @@ type limits struct {
 	deadline time.Duration // the whole run
 }
 
+// startPublisher publishes events through tg round-robin over w's topics
+// on a goroutine of its own, then flushes; the channel gets the first
+// error, or nil when it is done.
+func startPublisher(tg target, w *workload, events int) <-chan error {
+	pubDone := make(chan error, 1)
+	go func() {
+		t, topics := 0, len(w.topics)
+		for range events {
+			if err := tg.publish(t); err != nil {
+				pubDone <- err
+				return
+			}
+			if t++; t == topics {
+				t = 0
+			}
+		}
+		pubDone <- tg.flush()
+	}()
+	return pubDone
+}
+
 // measure sets im up for w, publishes events round-robin and waits until
 // every subscriber has its count, until deliveries stall, or until the
 // deadline. start and stop bracket the timed part (for testing.B).
@@ -184,22 +222,9 @@ func measure(im impl, w *workload, events int, lim limits, start, stop func()) (
 		}
 	}()
 
-	pubDone := make(chan error, 1)
 	start()
 	t0 := time.Now()
-	go func() {
-		t, topics := 0, len(w.topics)
-		for range events {
-			if err := tg.publish(t); err != nil {
-				pubDone <- err
-				return
-			}
-			if t++; t == topics {
-				t = 0
-			}
-		}
-		pubDone <- tg.flush()
-	}()
+	pubDone := startPublisher(tg, w, events)
 
 	deadline := time.NewTimer(lim.deadline)
 	defer deadline.Stop()

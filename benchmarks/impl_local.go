@@ -10,8 +10,12 @@ import (
 // mailbox is the subscriber mailbox size every queueing implementation gets.
 const mailbox = 1024
 
-// baselineName is the implementation the ratios are computed against.
-const baselineName = "channel baseline"
+// baselineName and pointerBaselineName are the implementations the ratios
+// are computed against: the Event by value, and a pointer-size message.
+const (
+	baselineName        = "channel baseline"
+	pointerBaselineName = "channel baseline, *Event"
+)
 
 // channelBaseline is the hand-written fan-out the others are compared with:
 // a buffered channel and a goroutine per subscriber, and a precomputed
@@ -24,12 +28,13 @@ func channelBaseline() impl {
 	}
 }
 
-// channelPointerBaseline is the baseline sending *Event: it shows what the
-// by-value copy into every mailbox costs (eventbus's C() is a chan Event).
+// channelPointerBaseline is the baseline sending *Event, a pointer-size
+// message: the limit users compare a bus with. Beside the by-value
+// baseline it also shows what copying the Event into every mailbox costs.
 func channelPointerBaseline() impl {
 	return impl{
-		name:  "channel baseline, *Event",
-		notes: "as the baseline, but sends a pointer to the shared event (8 bytes) instead of the 136-byte value; for reference (eventbus's `<-chan Event` is by value)",
+		name:  pointerBaselineName,
+		notes: "as the baseline, but sends a pointer to the shared event (8 bytes) instead of the 136-byte value: the pointer-size limit users compare a bus with",
 		setup: chanSetup(func(f *fixture, i int) *eventbus.Event { return &f.events[i] }),
 	}
 }
@@ -119,29 +124,61 @@ func eventbusImpl(name string, async, memoryStore bool, only []string) impl {
 			if !async {
 				t.pub = bus.Publish
 			}
-			for i, s := range w.subs {
-				sub, err := bus.Subscribe(context.Background(), s.pattern)
-				if err != nil {
-					_ = t.close()
-					return nil, err
-				}
-				t.wg.Go(func() {
-					for range sub.C() {
-						c.hit(i)
-					}
-				})
+			return t, t.subscribe(w, c)
+		},
+	}
+}
+
+// eventbusConfigured measures the bus as New(opts...) configures it (with
+// the logger and error handler quiet): PublishAsync, mailboxes of the
+// default size (1,000), a goroutine per subscription reading C. With no
+// opts it is the default configuration: DropOldest, a MemoryStore of
+// 10,000 events.
+func eventbusConfigured(name, notes string, opts ...eventbus.Option) impl {
+	return impl{
+		name:  name,
+		notes: notes,
+		setup: func(w *workload, f *fixture, c *counters) (target, error) {
+			quiet := []eventbus.Option{eventbus.WithLogger(nil), eventbus.WithErrorHandler(func(error) {})}
+			bus, err := eventbus.New(append(quiet, opts...)...)
+			if err != nil {
+				return nil, err
 			}
-			return t, nil
+			t := &busTarget{bus: bus, f: f, pub: bus.PublishAsync}
+			return t, t.subscribe(w, c)
 		},
 	}
 }
 
 type busTarget struct {
-	bus *eventbus.Bus
-	f   *fixture
-	pub func(context.Context, eventbus.Event, ...eventbus.PublishOption) error
-	wg  sync.WaitGroup
+	bus  *eventbus.Bus
+	f    *fixture
+	pub  func(context.Context, eventbus.Event, ...eventbus.PublishOption) error
+	subs []*eventbus.Subscription
+	wg   sync.WaitGroup
 }
+
+// subscribe subscribes w's subscribers, each read by a goroutine of its
+// own; on an error it closes t.
+func (t *busTarget) subscribe(w *workload, c *counters) error {
+	for i, s := range w.subs {
+		sub, err := t.bus.Subscribe(context.Background(), s.pattern)
+		if err != nil {
+			_ = t.close()
+			return err
+		}
+		t.subs = append(t.subs, sub)
+		t.wg.Go(func() {
+			for range sub.C() {
+				c.hit(i)
+			}
+		})
+	}
+	return nil
+}
+
+// dropped returns what subscriber i's subscription counted as dropped.
+func (t *busTarget) dropped(i int) (int64, bool) { return int64(t.subs[i].Stats().Dropped), true }
 
 func (t *busTarget) publish(i int) error {
 	return t.pub(context.Background(), t.f.events[i])

@@ -49,10 +49,12 @@ func natsEmbedded() impl {
 					return nil, err
 				}
 				t.conns = append(t.conns, nc)
-				if _, err := nc.Subscribe(s.pattern, func(*nats.Msg) { c.hit(i) }); err != nil {
+				sub, err := nc.Subscribe(s.pattern, func(*nats.Msg) { c.hit(i) })
+				if err != nil {
 					_ = t.close()
 					return nil, err
 				}
+				t.subs = append(t.subs, sub)
 				if err := nc.Flush(); err != nil { // the server has the subscription
 					_ = t.close()
 					return nil, err
@@ -67,6 +69,7 @@ type natsTarget struct {
 	ns     *server.Server
 	pub    *nats.Conn
 	conns  []*nats.Conn
+	subs   []*nats.Subscription
 	f      *fixture
 	topics []string
 	slow   atomic.Int64 // slow-consumer errors reported by the clients
@@ -88,6 +91,13 @@ func (t *natsTarget) close() error {
 	t.ns.Shutdown()
 	t.ns.WaitForShutdown()
 	return nil
+}
+
+// dropped returns the messages nats.go dropped for subscriber i as a slow
+// consumer.
+func (t *natsTarget) dropped(i int) (int64, bool) {
+	n, err := t.subs[i].Dropped()
+	return int64(n), err == nil
 }
 
 // extraNotes reports slow-consumer errors seen during the run.

@@ -31,6 +31,7 @@ func implementations() []impl {
 
 // runConfig is what the flags set.
 type runConfig struct {
+	lossy   lossyConfig // F1 and S1
 	events  int
 	rounds  int
 	lim     limits
@@ -73,8 +74,12 @@ func main() {
 	flag.DurationVar(&cfg.lim.stall, "stall", 2*time.Second, "after publishing, no delivery for this long means the rest is lost")
 	flag.DurationVar(&cfg.lim.deadline, "deadline", 60*time.Second, "longest a single run may take")
 	flag.DurationVar(&cfg.minTime, "mintime", 300*time.Millisecond, "runs shorter than this are repeated with more events (at most 50× -events)")
-	flag.StringVar(&cfg.only, "only", "", "run only implementations whose name contains this (the baseline always runs)")
-	flag.StringVar(&cfg.loads, "workloads", "W1,W2,W3", "comma list of workloads")
+	flag.StringVar(&cfg.only, "only", "", "run only implementations whose name contains this (the two channel baselines always run)")
+	flag.StringVar(&cfg.loads, "workloads", "W1,W2,W3,F1,S1", "comma list of workloads")
+	flag.IntVar(&cfg.lossy.firehose, "firehose", 1_000_000, "events in F1 (firehose)")
+	flag.IntVar(&cfg.lossy.sleeper, "sleeper", 50_000, "events in S1 (sleeper)")
+	flag.IntVar(&cfg.lossy.subs, "sleeper-subs", 10, "subscribers in S1, the sleeper included (at least 2)")
+	flag.DurationVar(&cfg.lossy.sleep, "sleep", time.Millisecond, "how long the sleeper in S1 sleeps per event")
 	flag.StringVar(&cfg.profile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if cfg.profile != "" {
@@ -90,8 +95,14 @@ func main() {
 		defer f.Close()
 		defer pprof.StopCPUProfile()
 	}
+	if cfg.lossy.subs < 2 {
+		fmt.Fprintln(os.Stderr, "-sleeper-subs must be at least 2")
+		os.Exit(2)
+	}
 	cells := runAll(cfg, os.Stderr)
+	f1, s1 := runLossy(cfg, cfg.lossy, strings.Split(cfg.loads, ","), os.Stderr)
 	writeTable(os.Stdout, cfg, cells)
+	writeLossyTables(os.Stdout, cfg.lossy, f1, s1)
 }
 
 // runAll runs every selected workload × implementation cfg.rounds times,
@@ -103,7 +114,7 @@ func runAll(cfg runConfig, log io.Writer) []*cell {
 			continue
 		}
 		for _, im := range implementations() {
-			if !im.runs(w) || (cfg.only != "" && im.name != baselineName && !strings.Contains(im.name, cfg.only)) {
+			if !im.runs(w) || (cfg.only != "" && !strings.HasPrefix(im.name, baselineName) && !strings.Contains(im.name, cfg.only)) {
 				continue
 			}
 			cells = append(cells, &cell{w: w, im: im, events: w.eventsFor(cfg.events)})
@@ -180,26 +191,35 @@ func cpuModel() string {
 func writeTable(w io.Writer, cfg runConfig, cells []*cell) {
 	fmt.Fprintf(w, "%s, %s/%s, GOMAXPROCS=%d, CPU: %s (%d logical)\n",
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), cpuModel(), runtime.NumCPU())
+	if len(cells) == 0 {
+		return
+	}
 	fmt.Fprintf(w, "-events %d (W1 %d events, W2 %d, W3 %d; runs shorter than %v get more, up to 50×), best of %d rounds after a warm-up (median in parentheses)\n\n",
 		cfg.events, cfg.events, max(cfg.events/10, 1), max(cfg.events/2, 1), cfg.minTime, cfg.rounds)
 	for _, wl := range workloads() {
 		fmt.Fprintf(w, "- %s: %s\n", wl.name, wl.desc)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| workload | implementation | deliveries/s | ratio to channel baseline | semantics notes |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---|")
-	base := map[string]float64{}
+	fmt.Fprintln(w, "| workload | implementation | deliveries/s | ratio to channel baseline | ratio to `*Event` baseline | semantics notes |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---|")
+	base, ptr := map[string]float64{}, map[string]float64{}
 	for _, c := range cells {
-		if c.im.name == baselineName {
+		switch c.im.name {
+		case baselineName:
 			base[c.w.name] = c.best()
+		case pointerBaselineName:
+			ptr[c.w.name] = c.best()
 		}
 	}
 	for _, c := range cells {
-		rate, ratio := "—", "—"
+		rate, ratio, ratioPtr := "—", "—", "—"
 		if len(c.rates) > 0 {
 			rate = fmt.Sprintf("%s (%s)", human(c.best()), human(c.median()))
 			if b := base[c.w.name]; b > 0 {
 				ratio = fmt.Sprintf("%.2f", c.best()/b)
+			}
+			if b := ptr[c.w.name]; b > 0 {
+				ratioPtr = fmt.Sprintf("%.2f", c.best()/b)
 			}
 		}
 		notes := c.im.notes
@@ -219,6 +239,6 @@ func writeTable(w io.Writer, cfg runConfig, cells []*cell) {
 		for _, n := range c.notes {
 			notes += "; " + n
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", c.w.name, c.im.name, rate, ratio, strings.ReplaceAll(notes, "|", "\\|"))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", c.w.name, c.im.name, rate, ratio, ratioPtr, strings.ReplaceAll(notes, "|", "\\|"))
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -120,3 +121,112 @@ func (h *halfTarget) publish(int) error {
 }
 func (h *halfTarget) flush() error { return nil }
 func (h *halfTarget) close() error { return nil }
+
+func TestFirehose(t *testing.T) {
+	w := firehoseWorkload()
+	for _, im := range firehoseImpls() {
+		t.Run(im.name, func(t *testing.T) {
+			res := measureLossy(im, w, 5000, -1, 0, testLimits, func() {}, func() {})
+			require.NoError(t, res.err)
+			assert.Equal(t, 5000, res.published)
+			assert.Equal(t, int64(5000), res.expected)
+			assert.Equal(t, res.expected, res.received+res.lost())
+			assert.Positive(t, res.finish)
+			assert.Positive(t, res.rate())
+			assert.Nil(t, res.sleeper)
+			if res.droppedKnown {
+				assert.LessOrEqual(t, res.dropped, res.lost(), "counted drops are lost deliveries")
+			}
+			if !strings.HasPrefix(im.name, "eventbus default") && !strings.HasPrefix(im.name, "eventbus CatchUp") {
+				assert.Zero(t, res.lost(), "lossless implementations lose nothing")
+			}
+		})
+	}
+}
+
+func TestSleeper(t *testing.T) {
+	with, without := sleeperWorkload(4), sleeperWorkload(3)
+	require.Len(t, with.subs, 4)
+	for _, im := range sleeperImpls() {
+		t.Run(im.name, func(t *testing.T) {
+			res := measureLossy(im, with, 300, 3, 100*time.Microsecond, testLimits, func() {}, func() {})
+			require.NoError(t, res.err)
+			assert.Equal(t, int64(3*300), res.expected, "three fast subscribers")
+			assert.Equal(t, res.expected, res.received+res.lost())
+			assert.Positive(t, res.finish)
+			require.NotNil(t, res.sleeper)
+			assert.Equal(t, int64(300), res.sleeper.received+res.sleeper.missed)
+
+			res = measureLossy(im, without, 300, -1, 0, testLimits, func() {}, func() {})
+			require.NoError(t, res.err)
+			assert.Equal(t, int64(3*300), res.expected)
+			assert.Nil(t, res.sleeper)
+		})
+	}
+}
+
+func TestSleeperCounts(t *testing.T) {
+	// A fake that delivers every event to every subscriber but the
+	// sleeper gets only every other one, counting the rest as dropped:
+	// the runner reports exactly that.
+	im := impl{name: "fake", setup: func(w *workload, f *fixture, c *counters) (target, error) {
+		return &skipTarget{c: c, subs: len(w.subs)}, nil
+	}}
+	res := measureLossy(im, sleeperWorkload(3), 100, 2, 0, testLimits, func() {}, func() {})
+	require.NoError(t, res.err)
+	assert.Equal(t, int64(200), res.expected)
+	assert.Equal(t, int64(200), res.received)
+	assert.Zero(t, res.lost())
+	require.NotNil(t, res.sleeper)
+	assert.Equal(t, sleeperCounts{received: 50, missed: 50, dropped: 50, droppedKnown: true}, *res.sleeper)
+}
+
+// skipTarget delivers synchronously; the last subscriber gets every other
+// event and counts the others as dropped.
+type skipTarget struct {
+	c     *counters
+	subs  int
+	n     int
+	drops int64
+}
+
+func (s *skipTarget) publish(int) error {
+	s.n++
+	for i := range s.subs {
+		if i == s.subs-1 && s.n%2 == 0 {
+			s.drops++
+			continue
+		}
+		s.c.hit(i)
+	}
+	return nil
+}
+func (s *skipTarget) flush() error { return nil }
+func (s *skipTarget) close() error { return nil }
+func (s *skipTarget) dropped(i int) (int64, bool) {
+	if i == s.subs-1 {
+		return s.drops, true
+	}
+	return 0, true
+}
+
+func TestLossyTables(t *testing.T) {
+	im := impl{name: "fake", notes: "a | b"}
+	lc := lossyConfig{firehose: 10, sleeper: 10, subs: 3, sleep: time.Millisecond}
+	f1 := []lossyRow{
+		{im: impl{name: pointerBaselineName}, with: lossyResult{published: 10, expected: 10, received: 10, finish: time.Millisecond}},
+		{im: im, with: lossyResult{published: 10, expected: 10, received: 4, dropped: 6, droppedKnown: true, finish: time.Millisecond}},
+	}
+	s1 := []lossyRow{{im: im,
+		with:    lossyResult{expected: 20, received: 20, finish: 2 * time.Millisecond, sleeper: &sleeperCounts{received: 3, missed: 7, dropped: 7, droppedKnown: true}},
+		without: lossyResult{expected: 20, received: 19, finish: time.Millisecond},
+	}}
+	var out strings.Builder
+	writeLossyTables(&out, lc, f1, s1)
+	for _, want := range []string{
+		"| fake | 4 | 6 | 6 | 4 k | 0.40 | a \\| b |",
+		"| fake | 0 of 20 | not counted | 2ms | 1ms | 2.00 | 1 | 3, 7, 7 | a \\| b |",
+	} {
+		assert.Contains(t, out.String(), want)
+	}
+}

@@ -1,7 +1,9 @@
 // Busload puts a sustained load on an eventbus.Bus and reports what it
 // sustained: throughput, end-to-end latency percentiles, deliveries against
 // the count a lossless bus would make, drops per overflow policy, and heap
-// in use.
+// in use. Three more modes measure the bus at scale (many idle
+// subscriptions), under a firehose, and beside a sleeping subscriber (see
+// Modes).
 //
 // Usage:
 //
@@ -24,6 +26,11 @@
 //	-baseline        after the bus run, run the same load through plain channels and compare
 //	-json            print the final report as one JSON object
 //	-cpuprofile F    write a CPU profile to F
+//	-mode M          load (the default, described first below), scale, firehose or sleeper
+//	-churn N|max     scale: subscribe+close pairs per second while publish latency is measured (default 0)
+//	-events N        scale: publishes of each kind per latency measurement, at -rate (default 10000);
+//	                 firehose: events (default 1000000); sleeper: events (default 50000)
+//	-sleep D         sleeper: how long the slow subscriber sleeps per event (default 1ms)
 //
 // # Measurements
 //
@@ -81,6 +88,63 @@
 // lines and the bus's p50, p99 and deliveries per second divided by the
 // baseline's (in JSON: "baseline" and "bus_over_baseline"). Its progress
 // lines start with "busload: baseline".
+//
+// With -baseline the load runs through the channels twice more: once
+// carrying the Event by value, as above (136 bytes, what the bus's
+// `<-chan Event` carries), and once carrying an 8-byte message, the publish
+// time itself, which is the pointer-size limit users compare a bus with.
+// Its lines start with "baseline-ptr" and "bus/ptr" (in JSON: "baseline_ptr"
+// and "bus_over_baseline_ptr").
+//
+// # Modes
+//
+// -mode scale (the scale issue's measurements): on one bus (store per
+// -store, mailboxes of the bus's default bound unless -buffer is given) it
+// times -events synchronous Publishes to topics never seen before
+// (fresh.<phase>.<i>) and as many to 100 topics published before
+// (hot.<i%100>), alternately, -rate publishes per second in all (0: back to
+// back), with no subscription; then creates -subs (default
+// 10,000) idle subscriptions of mixed shapes — 40 % exact topics
+// (ent.17.state), 30 % prefix.* (sess17.*), 29 % globs with a literal
+// prefix and suffix (g17.*.x17?), 1 % residual globs (*.r17.*); none
+// matches a published topic — timing each Subscribe (average, first 1,000,
+// last 1,000) and measuring what they hold after a GC (runtime.MemStats
+// HeapInuse and StackInuse, and goroutines, per subscription); times the
+// same publishes again while a goroutine subscribes and closes a fresh
+// mixed-shape pattern -churn times per second (or as fast as it can with
+// -churn max); and finally closes the subscriptions, timing each Close
+// (average, and the first 1,000, made while all the others are present).
+// The report gives p50/p99/max/mean of each publish kind with and without
+// the subscriptions and their ratios, and the churn achieved. Progress
+// lines show the creation.
+//
+// -mode firehose (the firehose issue): a loop of PublishAsync of -events
+// events (default 1,000,000) to one subscriber reading as fast as it can,
+// on a bus in the default configuration (DropOldest, the MemoryStore it
+// owns, mailboxes of 1,000) unless -store, -overflow (its first policy) or
+// -buffer say otherwise; then the same under Block; then as many
+// pointer-size messages (a *Event) through one buffered channel of the
+// same size with blocking sends. For each: delivered, lost (published −
+// delivered), the subscription's Stats().Dropped, deliveries per second
+// from the first publish to the last receipt, and the reader's own rate
+// (deliveries over first to last receipt). The ratios compare the bus with
+// the channel, and the reader's rate under the policy with its rate under
+// Block (a reader on a full DropOldest mailbox against one under Block).
+//
+// -mode sleeper (the firehose issue): -subs subscribers (default 10) of
+// one topic, the last of which sleeps -sleep (default 1 ms) per event, and
+// a loop of PublishAsync of -events events (default 50,000), on the
+// default configuration as for the firehose (-overflow catch-up to try
+// CatchUp); then the same without the sleeper. Once publishing is over it
+// flushes the bus and waits (up to 30 s) until every fast subscription has
+// received or dropped every event; their finishing time runs from the
+// first publish to the last of their receipts. Then the sleeper stops
+// sleeping, is waited for the same way, and the bus is shut down. The
+// report gives the fast ones' losses and finishing time with and without
+// the sleeper, and the sleeper's missed events beside its Stats().Dropped,
+// which should be equal.
+//
+// All modes print one JSON object with -json, with a "mode" field.
 //
 // Busload exits non-zero if the bus or a subscription cannot be set up, or
 // if the drain after publishing does not finish within 30 s.

@@ -20,6 +20,7 @@ import (
 
 // Report is the outcome of one run. Durations are in nanoseconds in JSON.
 type Report struct {
+	Mode     string   `json:"mode"` // "load"
 	Rate     int      `json:"rate"`
 	Subs     int      `json:"subs"`
 	Patterns []string `json:"patterns"`
@@ -51,9 +52,14 @@ type Report struct {
 	GCCycles           uint64  `json:"gc_cycles"`
 
 	// With -baseline: the same workload through plain buffered channels
-	// (see runBaseline), and the bus's figures divided by the baseline's.
-	Baseline        *Figures `json:"baseline,omitempty"`
-	BusOverBaseline *Ratios  `json:"bus_over_baseline,omitempty"`
+	// (see runBaseline), and the bus's figures divided by the baseline's;
+	// once carrying the Event by value, as the bus's C() does, and once
+	// carrying an 8-byte message (the publish time), the pointer-size
+	// limit users compare a bus with.
+	Baseline           *Figures `json:"baseline,omitempty"`
+	BusOverBaseline    *Ratios  `json:"bus_over_baseline,omitempty"`
+	BaselinePtr        *Figures `json:"baseline_ptr,omitempty"`
+	BusOverBaselinePtr *Ratios  `json:"bus_over_baseline_ptr,omitempty"`
 }
 
 // Figures are the throughput and latency of one run, of the bus or of the
@@ -114,7 +120,8 @@ type subscriber struct {
 	c        <-chan eventbus.Event  // the mailbox its reader drains
 	sub      *eventbus.Subscription // nil in the baseline
 	policy   eventbus.Overflow
-	topics   []int // indexes of the topics its pattern matches
+	topics   []int        // indexes of the topics its pattern matches
+	readFn   func(*clock) // the baseline's reader, if not s.read
 	hist     histogram
 	received atomic.Uint64
 	last     int64 // monotonic ns of the last receipt; written by the reader before it exits
@@ -140,10 +147,20 @@ func newSubscribers(cfg config, topics []string) []*subscriber {
 
 // read records the latency of every event in s.c until it is closed.
 func (s *subscriber) read(clk *clock) {
+	if s.readFn != nil {
+		s.readFn(clk)
+		return
+	}
+	recordAll(s, s.c, clk, func(e eventbus.Event) int64 { return sentAt(e.ID) })
+}
+
+// recordAll records into s the latency of every message of c until it is
+// closed; at returns the publish time a message carries.
+func recordAll[M any](s *subscriber, c <-chan M, clk *clock, at func(M) int64) {
 	var last int64
-	for e := range s.c {
+	for m := range c {
 		last = clk.now()
-		s.hist.record(last - sentAt(e.ID))
+		s.hist.record(last - at(m))
 		s.received.Add(1)
 	}
 	s.last = last
@@ -310,12 +327,23 @@ func run(ctx context.Context, cfg config, w io.Writer) (Report, error) {
 	if err != nil || !cfg.Baseline || ctx.Err() != nil {
 		return rep, err
 	}
-	base, err := runBaseline(ctx, cfg, w)
+	base, err := runBaseline(ctx, cfg, w, "busload: baseline",
+		func(e eventbus.Event) eventbus.Event { return e }, func(e eventbus.Event) int64 { return sentAt(e.ID) })
 	if err != nil {
 		return rep, err
 	}
 	r := ratios(rep.Figures, base)
 	rep.Baseline, rep.BusOverBaseline = &base, &r
+	if ctx.Err() != nil {
+		return rep, nil
+	}
+	ptr, err := runBaseline(ctx, cfg, w, "busload: baseline-ptr",
+		func(e eventbus.Event) int64 { return sentAt(e.ID) }, func(at int64) int64 { return at })
+	if err != nil {
+		return rep, err
+	}
+	rp := ratios(rep.Figures, ptr)
+	rep.BaselinePtr, rep.BusOverBaselinePtr = &ptr, &rp
 	return rep, nil
 }
 
@@ -424,7 +452,7 @@ func runBus(ctx context.Context, cfg config, w io.Writer) (rep Report, err error
 	}
 
 	rep = Report{
-		Rate: cfg.Rate, Subs: cfg.Subs, Patterns: cfg.Patterns, Topics: cfg.Topics,
+		Mode: "load", Rate: cfg.Rate, Subs: cfg.Subs, Patterns: cfg.Patterns, Topics: cfg.Topics,
 		Payload: cfg.Payload, Store: cfg.Store, Async: cfg.Async,
 		Figures:      summarize(subs, perTopic, elapsed, published.Load()),
 		HeapInUseEnd: inuseEnd, HeapLiveEnd: liveEnd,
@@ -463,22 +491,26 @@ func runBus(ctx context.Context, cfg config, w io.Writer) (rep Report, err error
 }
 
 // runBaseline runs the workload of cfg through plain Go channels instead of
-// a bus: per subscriber a channel of cfg.Buffer events and a reader
-// goroutine, and a publisher that sends each event to the channel of every
-// subscriber whose pattern matches its topic (routes computed beforehand),
-// blocking while one is full, so nothing is lost. Pacing, the time stamp
-// (taken just before the first send, where the bus run takes it just before
-// Publish), the readers, the histograms and the figures are the bus run's
-// own code: the two runs differ only in what carries the events. -overflow,
-// -store and -async do not apply.
-func runBaseline(ctx context.Context, cfg config, w io.Writer) (Figures, error) {
+// a bus: per subscriber a channel of cfg.Buffer messages and a reader
+// goroutine, and a publisher that sends each event, as the message msg
+// makes of it, to the channel of every subscriber whose pattern matches its
+// topic (routes computed beforehand), blocking while one is full, so
+// nothing is lost; at returns the publish time a message carries. Pacing,
+// the time stamp (taken just before the first send, where the bus run
+// takes it just before Publish), the readers, the histograms and the
+// figures are the bus run's own code: the runs differ only in what carries
+// the events. -overflow, -store and -async do not apply. Progress lines
+// start with label.
+func runBaseline[M any](ctx context.Context, cfg config, w io.Writer, label string,
+	msg func(eventbus.Event) M, at func(M) int64) (Figures, error) {
 	topics := topicNames(cfg)
 	subs := newSubscribers(cfg, topics)
-	chans := make([]chan eventbus.Event, len(subs))
-	routes := make([][]chan<- eventbus.Event, len(topics))
+	chans := make([]chan M, len(subs))
+	routes := make([][]chan<- M, len(topics))
 	for i, s := range subs {
-		chans[i] = make(chan eventbus.Event, cfg.Buffer)
-		s.c = chans[i]
+		c := make(chan M, cfg.Buffer)
+		chans[i] = c
+		s.readFn = func(clk *clock) { recordAll(s, c, clk, at) }
 		for _, t := range s.topics {
 			routes[t] = append(routes[t], chans[i])
 		}
@@ -489,12 +521,13 @@ func runBaseline(ctx context.Context, cfg config, w io.Writer) (Figures, error) 
 	clk := newClock()
 	waitReaders := startReaders(&clk, subs)
 	var published atomic.Uint64
-	stopProgress := startProgress(w, "busload: baseline", cfg, &clk, subs, &published, nil, nil)
+	stopProgress := startProgress(w, label, cfg, &clk, subs, &published, nil, nil)
 	defer stopProgress()
 
 	send := func(t int, e eventbus.Event) error {
+		m := msg(e)
 		for _, c := range routes[t] {
-			c <- e
+			c <- m
 		}
 		return nil
 	}
@@ -658,6 +691,13 @@ func (r Report) writeText(w io.Writer) {
 	}
 	if b := r.BusOverBaseline; b != nil {
 		fmt.Fprintf(w, "bus/baseline  p50 %.2fx  p99 %.2fx  throughput %.2fx (deliveries/s)\n", b.P50, b.P99, b.Throughput)
+	}
+	if r.BaselinePtr != nil {
+		fmt.Fprintln(w, "baseline-ptr  the same, each channel carrying an 8-byte message (the publish time) instead of the 136-byte Event")
+		r.BaselinePtr.writeText(w, "  ")
+	}
+	if b := r.BusOverBaselinePtr; b != nil {
+		fmt.Fprintf(w, "bus/ptr       p50 %.2fx  p99 %.2fx  throughput %.2fx (deliveries/s)\n", b.P50, b.P99, b.Throughput)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,7 +36,23 @@ type config struct {
 	HeapAt      time.Duration       // when to take the early heap sample
 	DrainWithin time.Duration       // how long shutdown may take after publishing
 	Baseline    bool                // then run the same load through plain channels
+
+	// The other modes (see doc.go): scale, firehose and sleeper.
+	Mode   string        // load (the default), scale, firehose or sleeper
+	Churn  int           // scale: subscribe+close pairs per second while measuring; churnMax: as fast as possible
+	Events int           // scale: publishes per measurement; firehose, sleeper: events published
+	Sleep  time.Duration // sleeper: how long the sleeper sleeps per event
+	// Set holds the flags given on the command line, so that a mode can
+	// keep the bus's own defaults for the others (-buffer, -store,
+	// -overflow, -subs).
+	Set map[string]bool
 }
+
+// churnMax is Churn for "-churn max".
+const churnMax = -1
+
+// modes lists the values of -mode.
+var modes = []string{"load", "scale", "firehose", "sleeper"}
 
 // defaultConfig returns the configuration the flags start from.
 func defaultConfig() config {
@@ -52,6 +70,9 @@ func defaultConfig() config {
 		Progress:    time.Second,
 		HeapAt:      10 * time.Second,
 		DrainWithin: 30 * time.Second,
+		Mode:        "load",
+		Sleep:       time.Millisecond,
+		Set:         map[string]bool{},
 	}
 }
 
@@ -90,8 +111,23 @@ func parseFlags(args []string, stderr io.Writer) (config, options, error) {
 	fs.BoolVar(&cfg.Baseline, "baseline", false, "after the bus run, run the same load through plain buffered channels and compare")
 	fs.BoolVar(&opt.json, "json", false, "print the final report as one JSON object")
 	fs.StringVar(&opt.cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
+	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "load, scale, firehose or sleeper")
+	churn := fs.String("churn", "0", "scale: subscribe+close pairs per second while publish latency is measured, or max")
+	fs.IntVar(&cfg.Events, "events", 0, "scale: publishes of each kind per latency measurement, paced by -rate (default 10000); firehose: events (default 1000000); sleeper: events (default 50000)")
+	fs.DurationVar(&cfg.Sleep, "sleep", cfg.Sleep, "sleeper: how long the slow subscriber sleeps per event")
 	if err := fs.Parse(args); err != nil {
 		return cfg, opt, err
+	}
+	fs.Visit(func(f *flag.Flag) { cfg.Set[f.Name] = true })
+	switch *churn {
+	case "max":
+		cfg.Churn = churnMax
+	default:
+		n, err := strconv.Atoi(*churn)
+		if err != nil || n < 0 {
+			return cfg, opt, fmt.Errorf("busload: -churn %q: want a number of pairs per second or max", *churn)
+		}
+		cfg.Churn = n
 	}
 	if fs.NArg() > 0 {
 		return cfg, opt, fmt.Errorf("busload: unexpected arguments %q", fs.Args())
@@ -121,6 +157,17 @@ func splitList(s string) []string {
 
 // check reports a configuration that cannot run.
 func (c config) check() error {
+	if !slices.Contains(modes, c.Mode) {
+		return fmt.Errorf("busload: unknown -mode %q (want %s)", c.Mode, strings.Join(modes, ", "))
+	}
+	switch {
+	case c.Events < 0:
+		return errors.New("busload: -events must be at least 0")
+	case c.Sleep < 0:
+		return errors.New("busload: -sleep must not be negative")
+	case c.Churn < churnMax:
+		return errors.New("busload: -churn must be at least 0")
+	}
 	switch {
 	case c.Rate < 0:
 		return errors.New("busload: -rate must be at least 0")
@@ -182,7 +229,7 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := run(ctx, cfg, stderr)
+	rep, err := runMode(ctx, cfg, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -197,4 +244,20 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 	}
 	rep.writeText(stdout)
 	return 0
+}
+
+// report is what every mode prints.
+type report interface{ writeText(io.Writer) }
+
+// runMode runs the mode cfg.Mode names.
+func runMode(ctx context.Context, cfg config, w io.Writer) (report, error) {
+	switch cfg.Mode {
+	case "scale":
+		return runScale(ctx, cfg, w)
+	case "firehose":
+		return runFirehose(ctx, cfg, w)
+	case "sleeper":
+		return runSleeper(ctx, cfg, w)
+	}
+	return run(ctx, cfg, w)
 }
