@@ -20,8 +20,10 @@ const (
 
 // ValidateTopic reports whether topic is a valid topic: 1–255 bytes of
 // dot-separated, non-empty segments, each made of printable non-space
-// characters other than '*', '?', '\' and '.'. The error wraps
-// ErrInvalidTopic and names the reason.
+// characters other than '*', '?', '\' and '.'. A segment that is exactly
+// ">" or "#" (the NATS and MQTT multi-level wildcards) is refused, so that
+// a topic never looks like a wildcard. The error wraps ErrInvalidTopic and
+// names the reason.
 func ValidateTopic(topic string) error {
 	if reason := checkName(topic, false); reason != "" {
 		return fmt.Errorf("%w %q: %s", ErrInvalidTopic, clip(topic), reason)
