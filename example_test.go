@@ -208,6 +208,47 @@ func ExampleWithAuthorizer() {
 	// eventbus: forbidden
 }
 
+// An Authorizer that decides on patterns by what they can match, not by
+// their text: a principal allowed "public.*" cannot widen it with a glob.
+func ExampleAuthorizeWithin() {
+	ctx := context.Background()
+	auth := eventbus.AuthorizeWithin(func(principal string, action eventbus.Action) []string {
+		if action == eventbus.ActionPublish {
+			return []string{"chat." + principal}
+		}
+		return []string{"public.*", "chat.*"}
+	})
+	bus, _ := eventbus.New(eventbus.WithAuthorizer(auth))
+	defer bus.Close()
+	alice := eventbus.WithPrincipal(ctx, "alice")
+	for _, pattern := range []string{"public.news.*", "chat.room?", "*", "s?cret.*", "*ecret*"} {
+		_, err := bus.Subscribe(alice, pattern)
+		fmt.Println(pattern, err)
+	}
+	fmt.Println(bus.Publish(alice, eventbus.Event{Type: eventbus.ChatMessage, Topic: "chat.bob"}))
+	// Output:
+	// public.news.* <nil>
+	// chat.room? <nil>
+	// * eventbus: forbidden: principal "alice" may not subscribe to "*"
+	// s?cret.* eventbus: forbidden: principal "alice" may not subscribe to "s?cret.*"
+	// *ecret* eventbus: forbidden: principal "alice" may not subscribe to "*ecret*"
+	// eventbus: forbidden: principal "alice" may not publish on "chat.bob"
+}
+
+func ExamplePatternWithin() {
+	for _, pattern := range []string{"public.a.*", "public.?", "public", "*", "s?cret.*", "*ecret*", "pub*"} {
+		fmt.Println(pattern, eventbus.PatternWithin(pattern, "public.*"))
+	}
+	// Output:
+	// public.a.* true
+	// public.? true
+	// public false
+	// * false
+	// s?cret.* false
+	// *ecret* false
+	// pub* false
+}
+
 func ExampleNewMemoryStore() {
 	ctx := context.Background()
 	store := eventbus.NewMemoryStore(eventbus.WithMaxEvents(2))
