@@ -105,7 +105,7 @@ func TestPublishInvalid(t *testing.T) {
 		{"bad topic", ev("a..b"), eventbus.ErrInvalidTopic},
 		{"wildcard topic", ev("a.*"), eventbus.ErrInvalidTopic},
 		{"no type", eventbus.Event{Topic: "a"}, eventbus.ErrInvalidEventType},
-		{"unknown type", eventbus.Event{Type: "boom", Topic: "a"}, eventbus.ErrInvalidEventType},
+		{"malformed type", eventbus.Event{Type: "Boom!", Topic: "a"}, eventbus.ErrInvalidEventType},
 		{"bad payload", eventbus.Event{Type: eventbus.ChatMessage, Topic: "a", Payload: json.RawMessage("{")}, eventbus.ErrInvalidPayload},
 	}
 	for _, tt := range tests {

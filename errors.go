@@ -21,8 +21,10 @@ var (
 	// ErrInvalidPattern reports a subscription pattern that breaks the pattern rules.
 	ErrInvalidPattern = errors.New("eventbus: invalid pattern")
 
-	// ErrInvalidEventType reports an event type that is not one of the known
-	// constants and not a well-formed Custom type.
+	// ErrInvalidEventType reports a malformed event type: not a name of
+	// 1–64 bytes of [a-z0-9_.:-] starting with a letter, and not a
+	// well-formed Custom type. The vocabulary is open: an unknown but
+	// well-formed name is valid.
 	ErrInvalidEventType = errors.New("eventbus: invalid event type")
 
 	// ErrInvalidPayload reports a payload that cannot be marshalled to JSON,

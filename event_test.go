@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/stretchr/testify/assert"
@@ -67,7 +69,7 @@ func float64Inf() float64 { var z float64; return 1 / z }
 func TestNewEventInvalid(t *testing.T) {
 	_, err := eventbus.NewEvent(eventbus.ChatMessage, "a..b", nil, "")
 	require.ErrorIs(t, err, eventbus.ErrInvalidTopic)
-	_, err = eventbus.NewEvent("nope", "a.b", nil, "")
+	_, err = eventbus.NewEvent("No pe", "a.b", nil, "")
 	require.ErrorIs(t, err, eventbus.ErrInvalidEventType)
 }
 
@@ -160,6 +162,95 @@ func TestEventJSONOmitsEmpty(t *testing.T) {
 	assert.NotContains(t, string(data), `"correlation_id"`)
 }
 
+// typeCases label event types valid or not (SPEC §2: an open vocabulary of
+// names of 1–64 bytes of [a-z0-9_.:-] starting with a letter, plus the
+// custom types Custom has always made).
+var typeCases = []struct {
+	name string
+	t    eventbus.EventType
+	ok   bool
+}{
+	{"seed constant", eventbus.WorkerSpawned, true},
+	{"open snake case", "order_created", true},
+	{"open dotted", "billing.invoice_paid", true},
+	{"open with colon and dash", "k8s:pod-started", true},
+	{"one letter", "a", true},
+	{"longest", eventbus.EventType("a" + strings.Repeat("b", 63)), true},
+	{"custom", eventbus.Custom("deploy"), true},
+	{"custom keeps its old charset", eventbus.Custom("Deploy/v2"), true},
+	{"empty", "", false},
+	{"too long", eventbus.EventType("a" + strings.Repeat("b", 64)), false},
+	{"leading digit", "1order", false},
+	{"leading underscore", "_order", false},
+	{"upper case", "OrderCreated", false},
+	{"space", "order created", false},
+	{"slash", "order/created", false},
+	{"non-ASCII", "commande_créée", false},
+	{"empty custom", eventbus.Custom(""), false},
+	{"blank custom", eventbus.Custom("  "), false},
+	{"custom with a space", eventbus.Custom("a b"), false},
+	{"custom with a control character", eventbus.Custom("a\x00"), false},
+	{"custom too long", eventbus.Custom(strings.Repeat("x", 129)), false},
+}
+
+func TestEventTypeValid(t *testing.T) {
+	for _, tt := range typeCases {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.ok, tt.t.Valid())
+			_, err := eventbus.NewEvent(tt.t, "a.b", nil, "")
+			data, merr := json.Marshal(tt.t)
+			var back eventbus.EventType
+			quoted, qerr := json.Marshal(string(tt.t))
+			require.NoError(t, qerr)
+			uerr := json.Unmarshal(quoted, &back)
+			if tt.ok {
+				require.NoError(t, err)
+				require.NoError(t, merr)
+				assert.Equal(t, string(quoted), string(data), "the plain string")
+				require.NoError(t, uerr)
+				assert.Equal(t, tt.t, back)
+				return
+			}
+			require.ErrorIs(t, err, eventbus.ErrInvalidEventType)
+			require.ErrorIs(t, merr, eventbus.ErrInvalidEventType)
+			require.ErrorIs(t, uerr, eventbus.ErrInvalidEventType)
+		})
+	}
+}
+
+func TestEventTypeMessage(t *testing.T) {
+	tests := []struct {
+		t    eventbus.EventType
+		want string
+	}{
+		{"", `eventbus: invalid event type "": empty`},
+		{"OrderCreated", `eventbus: invalid event type "OrderCreated": byte 'O' not in [a-z0-9_.:-]`},
+		{"1order", `eventbus: invalid event type "1order": must start with a letter a-z`},
+		{eventbus.Custom(" "), `eventbus: invalid event type "custom: ": empty custom name`},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.t), func(t *testing.T) {
+			_, err := eventbus.NewEvent(tt.t, "a", nil, "")
+			require.EqualError(t, err, tt.want)
+		})
+	}
+}
+
+// TestEmitOpenType: the issue's first program, an event type of the user's
+// own without Custom, now publishes.
+func TestEmitOpenType(t *testing.T) {
+	bus := newBus(t)
+	sub, err := bus.Subscribe(t.Context(), "orders.*")
+	require.NoError(t, err)
+	_, err = bus.Publisher("shop").Emit(t.Context(), "order_event", "orders.created", nil)
+	require.NoError(t, err)
+	assert.Equal(t, eventbus.EventType("order_event"), recvWithin(t, sub, time.Second).Type)
+
+	var e eventbus.Event
+	require.NoError(t, json.Unmarshal([]byte(`{"event_type":"order_created","topic":"orders.created","payload":null}`), &e))
+	assert.Equal(t, eventbus.EventType("order_created"), e.Type)
+}
+
 func TestEventTypeJSON(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -169,12 +260,14 @@ func TestEventTypeJSON(t *testing.T) {
 		{`"worker_spawned"`, eventbus.WorkerSpawned, true},
 		{`"system_error"`, eventbus.SystemError, true},
 		{`"custom:deploy"`, eventbus.Custom("deploy"), true},
+		{`"worker_exploded"`, "worker_exploded", true},
 		{`"custom:"`, "", false},
 		{`"custom:  "`, "", false},
 		{`"custom:a b"`, "", false},
-		{`"worker_exploded"`, "", false},
+		{`"Worker"`, "", false},
 		{`""`, "", false},
 		{`42`, "", false},
+		{`null`, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -200,8 +293,10 @@ func TestEventTypeMethods(t *testing.T) {
 	assert.True(t, c.Valid())
 	assert.False(t, eventbus.WorkerSpawned.IsCustom())
 	assert.Equal(t, "", eventbus.WorkerSpawned.CustomName())
+	assert.False(t, eventbus.EventType("order_created").IsCustom())
 	assert.False(t, eventbus.Custom("").Valid())
-	assert.False(t, eventbus.EventType("nope").Valid())
+	assert.True(t, eventbus.EventType("nope").Valid(), "the vocabulary is open")
+	assert.False(t, eventbus.EventType("Nope").Valid())
 	for _, et := range []eventbus.EventType{
 		eventbus.WorkerSpawned, eventbus.WorkerProgress, eventbus.WorkerComplete, eventbus.WorkerFailed,
 		eventbus.WorkerCancelled, eventbus.FindingNew, eventbus.FindingUpdated, eventbus.ChatMessage,
@@ -210,6 +305,48 @@ func TestEventTypeMethods(t *testing.T) {
 	} {
 		assert.True(t, et.Valid(), et)
 	}
+}
+
+// refTypeValid is the reference reading of SPEC §2's type rule.
+func refTypeValid(t string) bool {
+	if name, ok := strings.CutPrefix(t, "custom:"); ok {
+		if strings.TrimSpace(name) == "" {
+			return false
+		}
+		if len(name) <= 128 && utf8.ValidString(name) && !strings.ContainsFunc(name, func(r rune) bool {
+			return unicode.IsSpace(r) || !unicode.IsPrint(r)
+		}) {
+			return true
+		}
+	}
+	if len(t) < 1 || len(t) > 64 || t[0] < 'a' || t[0] > 'z' {
+		return false
+	}
+	return strings.Trim(t, "abcdefghijklmnopqrstuvwxyz0123456789_.:-") == ""
+}
+
+func FuzzEventType(f *testing.F) {
+	for _, tt := range typeCases {
+		f.Add(string(tt.t))
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		et := eventbus.EventType(s)
+		require.Equal(t, refTypeValid(s), et.Valid(), "%q", s)
+		data, err := json.Marshal(et)
+		if !et.Valid() {
+			require.ErrorIs(t, err, eventbus.ErrInvalidEventType)
+			if utf8.ValidString(s) { // json.Marshal would replace bad bytes
+				var back eventbus.EventType
+				quoted, _ := json.Marshal(s)
+				require.ErrorIs(t, json.Unmarshal(quoted, &back), eventbus.ErrInvalidEventType)
+			}
+			return
+		}
+		require.NoError(t, err)
+		var back eventbus.EventType
+		require.NoError(t, json.Unmarshal(data, &back))
+		require.Equal(t, et, back)
+	})
 }
 
 func FuzzEventJSON(f *testing.F) {

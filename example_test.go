@@ -123,6 +123,25 @@ func ExampleBus_Publisher() {
 	// Output: true scheduler job-42
 }
 
+// Event types are an open vocabulary: any well-formed name will do, with
+// no registration; the constants are the seed's types.
+func ExamplePublisher_Emit() {
+	ctx := context.Background()
+	bus, _ := eventbus.New()
+	defer bus.Close()
+	sub, _ := bus.Subscribe(ctx, "orders.*")
+
+	shop := bus.Publisher("shop")
+	_, _ = shop.Emit(ctx, "order_created", "orders.created", map[string]int{"id": 7})
+	_, err := shop.Emit(ctx, "OrderCreated", "orders.created", nil)
+	fmt.Println(err)
+	e := <-sub.C()
+	fmt.Println(e.Type, e.Topic, string(e.Payload))
+	// Output:
+	// eventbus: invalid event type "OrderCreated": byte 'O' not in [a-z0-9_.:-]
+	// order_created orders.created {"id":7}
+}
+
 func ExampleBus_PublishAsync() {
 	ctx := context.Background()
 	bus, _ := eventbus.New()
