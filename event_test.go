@@ -1,6 +1,7 @@
 package eventbus_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -43,9 +44,14 @@ func TestNewEventPayloads(t *testing.T) {
 	}{
 		{"nil", nil, "null", nil},
 		{"struct", struct{ A int }{1}, `{"A":1}`, nil},
-		{"raw message", json.RawMessage(`{"a": [1, 2]}`), `{"a":[1,2]}`, nil},
-		{"bytes holding JSON", []byte(`"hi"`), `"hi"`, nil},
-		{"html is escaped as json.Marshal does", json.RawMessage(`"<b>"`), `"\u003cb\u003e"`, nil},
+		{"raw message kept exactly", json.RawMessage(`{"b": [1, 2, 3], "a": "x"}`), `{"b": [1, 2, 3], "a": "x"}`, nil},
+		{"bytes holding JSON", []byte(` "hi"` + "\n"), ` "hi"` + "\n", nil},
+		{"html is not escaped", json.RawMessage(`"<b>&"`), `"<b>&"`, nil},
+		{"escapes are not decoded", json.RawMessage(`"\u00e9\/"`), `"\u00e9\/"`, nil},
+		{"numbers are not reformatted", json.RawMessage(`[1.0, 1e2, -0]`), `[1.0, 1e2, -0]`, nil},
+		{"nil raw message", json.RawMessage(nil), "null", nil},
+		{"a value is marshalled", "<b>", `"\u003cb\u003e"`, nil},
+		{"empty bytes", []byte{}, "", eventbus.ErrInvalidPayload},
 		{"invalid raw message", json.RawMessage(`{"a":`), "", eventbus.ErrInvalidPayload},
 		{"invalid bytes", []byte("not json"), "", eventbus.ErrInvalidPayload},
 		{"unmarshalable", make(chan int), "", eventbus.ErrInvalidPayload},
@@ -65,6 +71,66 @@ func TestNewEventPayloads(t *testing.T) {
 }
 
 func float64Inf() float64 { var z float64; return 1 / z }
+
+// TestNewEventCopiesPayloadBytes: the event does not share the caller's
+// buffer, which the caller may reuse.
+func TestNewEventCopiesPayloadBytes(t *testing.T) {
+	buf := []byte(`{"n": 1}`)
+	e, err := eventbus.NewEvent(eventbus.ChatMessage, "chat.a", buf, "")
+	require.NoError(t, err)
+	copy(buf, `{"m": 2}`)
+	assert.Equal(t, `{"n": 1}`, string(e.Payload))
+}
+
+// TestPayloadBytesSurviveTheBus: a payload published as raw JSON comes back
+// byte for byte, from a subscriber and from the memory store (issue 12: it
+// came back compacted, breaking signatures over it).
+func TestPayloadBytesSurviveTheBus(t *testing.T) {
+	const raw = `{"b": [1, 2, 3], "a": "x", "html": "<&>"}`
+	for _, how := range []string{"NewEvent", "literal"} {
+		t.Run(how, func(t *testing.T) {
+			bus := newBus(t)
+			sub, err := bus.Subscribe(t.Context(), "signed.*")
+			require.NoError(t, err)
+			e := eventbus.Event{Type: eventbus.ChatMessage, Topic: "signed.doc", Payload: json.RawMessage(raw)}
+			if how == "NewEvent" {
+				e, err = eventbus.NewEvent(eventbus.ChatMessage, "signed.doc", json.RawMessage(raw), "signer")
+				require.NoError(t, err)
+			}
+			require.NoError(t, bus.Publish(t.Context(), e))
+			assert.Equal(t, raw, string(recvWithin(t, sub, time.Second).Payload))
+			stored, err := bus.Query(t.Context(), eventbus.Query{Pattern: "signed.*"})
+			require.NoError(t, err)
+			require.Len(t, stored, 1)
+			assert.Equal(t, raw, string(stored[0].Payload))
+		})
+	}
+}
+
+// TestEventUnmarshalKeepsPayload: decoding keeps the payload's bytes as
+// they came; encoding compacts them as encoding/json does, so a round trip
+// gives the payload equal as JSON.
+func TestEventUnmarshalKeepsPayload(t *testing.T) {
+	const payload = `{"b": [1, 2], "a": "<x>"}`
+	var e eventbus.Event
+	require.NoError(t, json.Unmarshal([]byte(`{"event_type":"chat_message","topic":"a","payload": `+payload+` ,"timestamp":"2026-11-27T10:00:00Z"}`), &e))
+	assert.Equal(t, payload, string(e.Payload))
+	data, err := json.Marshal(e)
+	require.NoError(t, err)
+	var back eventbus.Event
+	require.NoError(t, json.Unmarshal(data, &back))
+	assert.JSONEq(t, payload, string(back.Payload))
+	assert.Equal(t, canonical(t, e.Payload), string(back.Payload))
+}
+
+// canonical is what encoding/json writes for a RawMessage it marshals:
+// compact, with HTML characters and U+2028/U+2029 escaped.
+func canonical(t require.TestingT, raw []byte) string {
+	var compact, escaped bytes.Buffer
+	require.NoError(t, json.Compact(&compact, raw))
+	json.HTMLEscape(&escaped, compact.Bytes())
+	return escaped.String()
+}
 
 func TestNewEventInvalid(t *testing.T) {
 	_, err := eventbus.NewEvent(eventbus.ChatMessage, "a..b", nil, "")
@@ -355,6 +421,7 @@ func FuzzEventJSON(f *testing.F) {
 		`{"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV","event_type":"custom:x","topic":"a","payload":null,"timestamp":"2026-11-27T10:00:00+02:00","source":"","correlation_id":"c"}`,
 		`{"event_type":"nope"}`,
 		`{"payload": [1, 2, "<&>"]}`,
+		`{"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV","event_type":"a","topic":"a","payload": {"b": [1, 2, 3], "a": "x\u2028"} ,"timestamp":"2026-11-27T10:00:00Z","source":""}`,
 		`not json`,
 		`{}`,
 	}
@@ -378,7 +445,16 @@ func FuzzEventJSON(f *testing.F) {
 		require.Equal(t, e.Seq, back.Seq)
 		require.Equal(t, e.Type, back.Type)
 		require.Equal(t, e.Topic, back.Topic)
-		require.Equal(t, string(e.Payload), string(back.Payload))
+		// encoding/json compacts a RawMessage it marshals: the payload
+		// is equal as JSON, and stable from then on.
+		if e.Payload == nil {
+			require.Equal(t, "null", string(back.Payload), "a nil payload is null")
+		} else {
+			require.Equal(t, canonical(t, e.Payload), string(back.Payload))
+		}
+		again, err := json.Marshal(back)
+		require.NoError(t, err)
+		require.Equal(t, string(out), string(again))
 		require.True(t, e.Timestamp.Equal(back.Timestamp))
 		require.Equal(t, e.Source, back.Source)
 		require.Equal(t, e.CorrelationID, back.CorrelationID)
