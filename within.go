@@ -3,6 +3,8 @@ package eventbus
 import (
 	"encoding/binary"
 	"math/bits"
+	"slices"
+	"strings"
 	"unicode"
 )
 
@@ -167,6 +169,18 @@ func within(pattern string, allowed []string) (bool, string) {
 	if checkName(pattern, true) != "" {
 		return false, ""
 	}
+	// The common case first: every topic pattern matches starts with
+	// "prefix." and, being valid, has a segment after it.
+	lit := pattern
+	if i := strings.IndexAny(pattern, "*?"); i >= 0 {
+		lit = pattern[:i]
+	}
+	for _, a := range allowed {
+		if prefix, ok := strings.CutSuffix(a, "*"); ok && strings.HasSuffix(prefix, ".") &&
+			strings.HasPrefix(lit, prefix) && checkName(a, true) == "" && !strings.ContainsAny(prefix, "*?") {
+			return true, ""
+		}
+	}
 	globs := []glob{newGlob(pattern, 0)}
 	words := globs[0].words()
 	seen := map[string]bool{}
@@ -222,6 +236,7 @@ func within(pattern string, allowed []string) (bool, string) {
 		states += len(globs[i].toks) + 1
 	}
 	work := 0
+	scratch := make([]uint64, words)
 	for head := 0; head < len(queue); head++ {
 		n := queue[head]
 		if n.v == vInSeg && globs[0].accepts(n.sets[:globs[0].words()]) && !anyAccepts(globs[1:], n.sets) {
@@ -231,10 +246,12 @@ func within(pattern string, allowed []string) (bool, string) {
 			return false, ""
 		}
 		for _, r := range alphabet {
-			next := withinNode{sets: make([]uint64, words), v: vStep(n.v, r), parent: head, r: r}
+			clear(scratch)
+			next := withinNode{sets: scratch, v: vStep(n.v, r), parent: head, r: r}
 			if next.v == vDead || !advance(globs, n.sets, next.sets, r) || !mark(&next) {
 				continue
 			}
+			next.sets = slices.Clone(scratch)
 			queue = append(queue, next)
 		}
 	}

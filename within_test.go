@@ -47,6 +47,8 @@ var withinCases = []struct {
 	{"NATS wildcard pattern", "a.>", []string{"*"}, false},
 	{"invalid allowed ignored", "a.b", []string{"a..*", "a.b"}, true},
 	{"only invalid allowed", "a.b", []string{"a..*"}, false},
+	{"one or more characters", "a.*", []string{"a.?", "a.??*"}, true},
+	{"two or more characters", "a.*", []string{"a.??*"}, false},
 	{"unicode", "café.?", []string{"café.*"}, true},
 	{"unicode outside", "caf?.x", []string{"café.*"}, false},
 }
@@ -209,4 +211,16 @@ func FuzzPatternWithin(f *testing.F) {
 		// A pattern is always within itself.
 		require.True(t, eventbus.PatternWithin(pattern, pattern))
 	})
+}
+
+func BenchmarkPatternWithin(b *testing.B) {
+	allowed := []string{"public.*", "chat.*", "worker.*.progress"}
+	for _, pattern := range []string{"public.news", "public.a.*", "*ecret*", "worker.build?.*.progress"} {
+		b.Run("pattern="+pattern, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				eventbus.PatternWithin(pattern, allowed...)
+			}
+		})
+	}
 }
