@@ -26,7 +26,7 @@ import (
 // answers false to stay safe: it does not use the 255-byte limit on topics
 // (a topic outside allowed that is only longer than that still counts
 // against pattern), and it gives up, answering false, after a bounded
-// amount of work (about a millisecond), which patterns of a realistic size
+// amount of work (a few milliseconds), which patterns of a realistic size
 // are far from needing.
 func PatternWithin(pattern string, allowed ...string) bool {
 	ok, _ := within(pattern, allowed)
@@ -176,6 +176,9 @@ func within(pattern string, allowed []string) (bool, string) {
 		lit = pattern[:i]
 	}
 	for _, a := range allowed {
+		if a == pattern {
+			return true, ""
+		}
 		if prefix, ok := strings.CutSuffix(a, "*"); ok && strings.HasSuffix(prefix, ".") &&
 			strings.HasPrefix(lit, prefix) && checkName(a, true) == "" && !strings.ContainsAny(prefix, "*?") {
 			return true, ""

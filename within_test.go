@@ -47,6 +47,8 @@ var withinCases = []struct {
 	{"NATS wildcard pattern", "a.>", []string{"*"}, false},
 	{"invalid allowed ignored", "a.b", []string{"a..*", "a.b"}, true},
 	{"only invalid allowed", "a.b", []string{"a..*"}, false},
+	{"star not within a topic (shrunk by rapid)", "*", []string{"a"}, false},
+	{"the same glob", "*a?b*", []string{"*a?b*"}, true},
 	{"one or more characters", "a.*", []string{"a.?", "a.??*"}, true},
 	{"two or more characters", "a.*", []string{"a.??*"}, false},
 	{"unicode", "café.?", []string{"café.*"}, true},
