@@ -41,14 +41,6 @@
 // exactly ">" or "#" (their multi-level wildcards) is refused with a hint
 // to write "orders.*". See [Match].
 //
-// # Access control
-//
-// [WithAuthorizer] asks an [Authorizer] about each publish and each
-// subscription pattern, with the principal from [WithPrincipal].
-// [PatternWithin] decides whether a pattern can only match topics that
-// allowed patterns match, so "*", "s?cret.*" and "*ecret*" are not mistaken
-// for something narrower, and [AuthorizeWithin] builds an Authorizer on it.
-//
 // Routing costs one map lookup for exact topics, one lookup per parent
 // prefix for "prefix.*" patterns, and one bounded glob match per other
 // pattern, memoised per topic in a cache of at most 4,096 topics that is
@@ -107,6 +99,14 @@
 // bus, one event at a time, in order. Errors and panics are recovered and
 // reported to the error handler ([WithErrorHandler]) and the logger, with
 // the event's ID and topic, as an [*EventError]; the handler goes on.
+//
+// # Access control
+//
+// [WithAuthorizer] asks an [Authorizer] about each publish and each
+// subscription pattern, with the principal from [WithPrincipal].
+// [PatternWithin] decides whether a pattern can only match topics that
+// allowed patterns match, so "*", "s?cret.*" and "*ecret*" are not mistaken
+// for something narrower, and [AuthorizeWithin] builds an Authorizer on it.
 //
 // # Shutdown
 //
