@@ -65,9 +65,9 @@ func vStep(v uint8, r rune) uint8 {
 	return vInSeg
 }
 
-// glob is a valid pattern as a nondeterministic automaton: state i means
+// globNFA is a valid pattern as a nondeterministic automaton: state i means
 // the first i tokens are matched; state len(toks) accepts.
-type glob struct {
+type globNFA struct {
 	toks []rune
 	off  int // first word of this glob's state set in a withinNode's vector
 	univ int // a state from which every suffix is accepted, or -1
@@ -76,8 +76,8 @@ type glob struct {
 	reach []int
 }
 
-func newGlob(p string, off int) glob {
-	g := glob{toks: []rune(p), off: off, univ: -1}
+func newGlobNFA(p string, off int) globNFA {
+	g := globNFA{toks: []rune(p), off: off, univ: -1}
 	for i := len(g.toks) - 1; i >= 0 && g.toks[i] == '*'; i-- {
 		g.univ = i
 	}
@@ -92,21 +92,21 @@ func newGlob(p string, off int) glob {
 	return g
 }
 
-// words is the length of the glob's state set in 64-bit words.
-func (g *glob) words() int { return (len(g.toks) + 1 + 63) / 64 }
+// words is the length of the globNFA's state set in 64-bit words.
+func (g *globNFA) words() int { return (len(g.toks) + 1 + 63) / 64 }
 
-func has(set []uint64, i int) bool { return set[i/64]&(1<<(i%64)) != 0 }
-func add(set []uint64, i int)      { set[i/64] |= 1 << (i % 64) }
+func bitHas(set []uint64, i int) bool { return set[i/64]&(1<<(i%64)) != 0 }
+func bitAdd(set []uint64, i int)      { set[i/64] |= 1 << (i % 64) }
 
 // enter adds state i and its closure to set.
-func (g *glob) enter(set []uint64, i int) {
+func (g *globNFA) enter(set []uint64, i int) {
 	for j := i; j <= g.reach[i]; j++ {
-		add(set, j)
+		bitAdd(set, j)
 	}
 }
 
 // step writes to next (zeroed) the states reached from set on r, closed.
-func (g *glob) step(set, next []uint64, r rune) {
+func (g *globNFA) step(set, next []uint64, r rune) {
 	for w, word := range set {
 		for word != 0 {
 			i := w*64 + bits.TrailingZeros64(word)
@@ -124,11 +124,11 @@ func (g *glob) step(set, next []uint64, r rune) {
 	}
 }
 
-func (g *glob) accepts(set []uint64) bool { return has(set, len(g.toks)) }
+func (g *globNFA) accepts(set []uint64) bool { return bitHas(set, len(g.toks)) }
 
-func (g *glob) universal(set []uint64) bool { return g.univ >= 0 && has(set, g.univ) }
+func (g *globNFA) universal(set []uint64) bool { return g.univ >= 0 && bitHas(set, g.univ) }
 
-func (g *glob) empty(set []uint64) bool {
+func (g *globNFA) empty(set []uint64) bool {
 	for _, w := range set {
 		if w != 0 {
 			return false
@@ -138,7 +138,7 @@ func (g *glob) empty(set []uint64) bool {
 }
 
 // matches reports whether g matches s, rune by rune.
-func (g *glob) matches(s string) bool {
+func (g *globNFA) matches(s string) bool {
 	set := make([]uint64, g.words())
 	next := make([]uint64, g.words())
 	g.enter(set, 0)
@@ -153,7 +153,7 @@ func (g *glob) matches(s string) bool {
 	return g.accepts(set)
 }
 
-// withinNode is one state of the search: the state set of every glob
+// withinNode is one state of the search: the state set of every globNFA
 // (pattern first, then allowed) and the topic automaton's state, with the
 // rune that led to it from its parent, to spell a counterexample.
 type withinNode struct {
@@ -184,7 +184,7 @@ func within(pattern string, allowed []string) (bool, string) {
 			return true, ""
 		}
 	}
-	globs := []glob{newGlob(pattern, 0)}
+	globs := []globNFA{newGlobNFA(pattern, 0)}
 	words := globs[0].words()
 	seen := map[string]bool{}
 	for _, a := range allowed {
@@ -195,7 +195,7 @@ func within(pattern string, allowed []string) (bool, string) {
 			return true, ""
 		}
 		seen[a] = true
-		g := newGlob(a, words)
+		g := newGlobNFA(a, words)
 		words += g.words()
 		globs = append(globs, g)
 	}
@@ -242,8 +242,8 @@ func within(pattern string, allowed []string) (bool, string) {
 	scratch := make([]uint64, words)
 	for head := 0; head < len(queue); head++ {
 		n := queue[head]
-		if n.v == vInSeg && globs[0].accepts(n.sets[:globs[0].words()]) && !anyAccepts(globs[1:], n.sets) {
-			return false, spell(queue, head)
+		if n.v == vInSeg && globs[0].accepts(n.sets[:globs[0].words()]) && !withinAccepts(globs[1:], n.sets) {
+			return false, spellWitness(queue, head)
 		}
 		if work += len(alphabet) * states; work > withinBudget {
 			return false, ""
@@ -251,7 +251,7 @@ func within(pattern string, allowed []string) (bool, string) {
 		for _, r := range alphabet {
 			clear(scratch)
 			next := withinNode{sets: scratch, v: vStep(n.v, r), parent: head, r: r}
-			if next.v == vDead || !advance(globs, n.sets, next.sets, r) || !mark(&next) {
+			if next.v == vDead || !withinAdvance(globs, n.sets, next.sets, r) || !mark(&next) {
 				continue
 			}
 			next.sets = slices.Clone(scratch)
@@ -261,10 +261,10 @@ func within(pattern string, allowed []string) (bool, string) {
 	return true, ""
 }
 
-// advance steps every glob on r from sets into next and reports whether the
+// advance steps every globNFA on r from sets into next and reports whether the
 // new node can still lead to a counterexample: the pattern is alive and no
 // allowed pattern accepts every continuation.
-func advance(globs []glob, sets, next []uint64, r rune) bool {
+func withinAdvance(globs []globNFA, sets, next []uint64, r rune) bool {
 	for i := range globs {
 		g := &globs[i]
 		from, to := sets[g.off:g.off+g.words()], next[g.off:g.off+g.words()]
@@ -276,7 +276,7 @@ func advance(globs []glob, sets, next []uint64, r rune) bool {
 	return true
 }
 
-func anyAccepts(globs []glob, sets []uint64) bool {
+func withinAccepts(globs []globNFA, sets []uint64) bool {
 	for i := range globs {
 		g := &globs[i]
 		if g.accepts(sets[g.off : g.off+g.words()]) {
@@ -287,7 +287,7 @@ func anyAccepts(globs []glob, sets []uint64) bool {
 }
 
 // spell returns the topic that leads from the start node to queue[i].
-func spell(queue []withinNode, i int) string {
+func spellWitness(queue []withinNode, i int) string {
 	var rs []rune
 	for ; queue[i].parent >= 0; i = queue[i].parent {
 		rs = append(rs, queue[i].r)
@@ -305,7 +305,7 @@ func spell(queue []withinNode, i int) string {
 // withinAlphabet returns one rune for each class of topic characters the
 // globs cannot tell apart: every literal of theirs, '.', '>' and '#' (which
 // the topic rules single out), and one character none of them names.
-func withinAlphabet(globs []glob) []rune {
+func withinAlphabet(globs []globNFA) []rune {
 	lit := map[rune]bool{'.': true, '>': true, '#': true}
 	alphabet := []rune{'.', '>', '#'}
 	for _, g := range globs {
