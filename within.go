@@ -194,20 +194,30 @@ func within(pattern string, allowed []string) (bool, string) {
 		if a == "*" {
 			return true, ""
 		}
+		if !literalsAgree(pattern, a) {
+			continue // it matches no topic pattern matches
+		}
 		seen[a] = true
 		g := newGlobNFA(a, words)
 		words += g.words()
 		globs = append(globs, g)
 	}
 	if checkName(pattern, false) == "" { // an exact topic
-		for i := range globs[1:] {
-			if globs[1+i].matches(pattern) {
-				return true, ""
-			}
+		if withinMatches(globs[1:], pattern) {
+			return true, ""
 		}
 		return false, pattern
 	}
 	alphabet := withinAlphabet(globs)
+	// A quick probe for the common denial: pattern with its wildcards
+	// filled by a character no pattern names, often matched by no allowed.
+	other := string(alphabet[len(alphabet)-1])
+	for _, star := range []string{other, ""} {
+		probe := strings.NewReplacer("*", star, "?", other).Replace(pattern)
+		if checkName(probe, false) == "" && !withinMatches(globs[1:], probe) {
+			return false, probe
+		}
+	}
 
 	start := withinNode{sets: make([]uint64, words), v: vSegStart, parent: -1}
 	for i := range globs {
@@ -274,6 +284,32 @@ func withinAdvance(globs []globNFA, sets, next []uint64, r rune) bool {
 		}
 	}
 	return true
+}
+
+// literalsAgree reports whether the literal prefixes of two patterns (up
+// to the first wildcard) agree, one beginning the other, and likewise their
+// literal suffixes; if not, no topic matches both.
+func literalsAgree(p, q string) bool {
+	pp, qp := p, q
+	if i := strings.IndexAny(p, "*?"); i >= 0 {
+		pp = p[:i]
+	}
+	if i := strings.IndexAny(q, "*?"); i >= 0 {
+		qp = q[:i]
+	}
+	ps, qs := p[strings.LastIndexAny(p, "*?")+1:], q[strings.LastIndexAny(q, "*?")+1:]
+	return (strings.HasPrefix(pp, qp) || strings.HasPrefix(qp, pp)) &&
+		(strings.HasSuffix(ps, qs) || strings.HasSuffix(qs, ps))
+}
+
+// withinMatches reports whether one of globs matches the topic.
+func withinMatches(globs []globNFA, topic string) bool {
+	for i := range globs {
+		if globs[i].matches(topic) {
+			return true
+		}
+	}
+	return false
 }
 
 func withinAccepts(globs []globNFA, sets []uint64) bool {
