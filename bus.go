@@ -78,7 +78,7 @@ func New(opts ...Option) (*Bus, error) {
 		b.store, b.ownsStore = NewMemoryStore(), true
 	}
 	if b.store == nil && cfg.sub.overflow == CatchUp {
-		return nil, fmt.Errorf("%w: WithOverflow(CatchUp): %w", ErrInvalidOption, ErrNoStore)
+		return nil, nest(ErrInvalidOption, "WithOverflow(CatchUp)", ErrNoStore)
 	}
 	_, memory := b.store.(*MemoryStore)
 	b.combines = b.store == nil || memory
