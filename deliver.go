@@ -61,6 +61,12 @@ func (l *loop) deliverRun(s *Subscription, run []item, idx []int32, now *int64, 
 		}
 		ok, start := mb.pushLocked(&it.e, it.at)
 		startPump = startPump || start
+		if !ok && d.slow && s.overflow == DropOldest && mb.replaceOldestLocked(&it.e, it.at) {
+			// A slow reader's mailbox stays full: the policy, in place.
+			s.dropped.Add(1)
+			n.dropped++
+			ok = true
+		}
 		if ok {
 			if d.slow && mb.pending() <= mb.bound/2 {
 				d.slow = false // the episode is over: report the next one

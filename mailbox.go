@@ -182,6 +182,19 @@ func (m *mailbox) made() {
 // only a receive from out can make room.
 func (m *mailbox) backlogInOut() bool { return m.out != nil && m.queued.Load() == 0 }
 
+// replaceOldestLocked discards the oldest event waiting in queue and puts
+// e behind the rest, under one hold of m.mu (which the caller has), and
+// reports whether it could: queue must hold something. This is DropOldest
+// for a slow reader, without touching out.
+func (m *mailbox) replaceOldestLocked(e *Event, at int64) bool {
+	if m.queue.len() == 0 {
+		return false
+	}
+	m.queue.pop()
+	m.queue.push(e, at)
+	return true
+}
+
 // evictOldest takes the oldest waiting event out, if any, and reports
 // whether it did. Only the sender calls it. It takes from queue when the
 // backlog reaches there, so it never contends with the reader of C; it
