@@ -46,14 +46,15 @@ type mailbox struct {
 	mu      sync.Mutex
 	queue   envRing
 	pumping bool          // Subscribe: a pump goroutine owns out's sending
-	idle    bool          // Handle: the runner waits on wake
+	sending bool          // the pump sends queue's oldest event without the lock: evict the next
+	idle    bool          // the runner or the pump waits on wake
 	ended   bool          // the sender is done: close out once queue is drained
 	sealed  chan struct{} // closed by end: nothing more enters
 
 	// queued counts the envelopes in queue plus those the pump has taken
 	// from it but not yet put into out.
 	queued atomic.Int64
-	roomAt atomic.Int64  // 1 + the pending count a waiting sender waits for; 0 if none
+	roomAt atomic.Int64 // 1 + the pending count a waiting sender waits for; 0 if none
 }
 
 func (m *mailbox) init(bound int, handle bool) {
@@ -187,11 +188,28 @@ func (m *mailbox) backlogInOut() bool { return m.out != nil && m.queued.Load() =
 // reports whether it could: queue must hold something. This is DropOldest
 // for a slow reader, without touching out.
 func (m *mailbox) replaceOldestLocked(e *Event, at int64) bool {
-	if m.queue.len() == 0 {
+	if !m.evictLocked() {
 		return false
 	}
-	m.queue.pop()
 	m.queue.push(e, at)
+	m.queued.Add(1)
+	return true
+}
+
+// evictLocked discards the oldest event in queue that the pump is not
+// sending, and reports whether there was one. m.mu must be held.
+func (m *mailbox) evictLocked() bool {
+	switch {
+	case !m.sending && m.queue.len() > 0:
+		m.queue.dropFront()
+	case m.sending && m.queue.len() > 1:
+		head := m.queue.pop()
+		m.queue.dropFront()
+		m.queue.pushFront(head)
+	default:
+		return false
+	}
+	m.queued.Add(-1)
 	return true
 }
 
@@ -201,15 +219,10 @@ func (m *mailbox) replaceOldestLocked(e *Event, at int64) bool {
 // receives from out only when nothing waits behind it.
 func (m *mailbox) evictOldest() bool {
 	m.mu.Lock()
-	if m.queue.len() > 0 {
-		m.queue.pop()
-		m.queued.Add(-1)
-		m.mu.Unlock()
-		return true
-	}
+	evicted := m.evictLocked()
 	m.mu.Unlock()
-	if m.out == nil || m.queued.Load() > 0 {
-		return false // the pump holds the rest: nothing to evict
+	if evicted || m.out == nil || m.queued.Load() > 0 {
+		return evicted // the pump holds the rest: nothing to evict
 	}
 	select {
 	case <-m.out:
@@ -277,36 +290,49 @@ func (m *mailbox) drop() int {
 	return n
 }
 
-// pumpBatch is how many envelopes the pump takes from queue per lock.
-const pumpBatch = 32
-
 // pumpLinger is how long a pump whose backlog has drained waits for more
 // before it stops and lets the ring's memory go.
 const pumpLinger = 50 * time.Millisecond
 
-// pumpRun moves queue into out while it holds something, then returns.
-// After done (the subscription ended), it gives up when the reader has
-// not received for drainGrace, and returns how many events it did not
-// deliver. It closes out when it leaves an ended mailbox.
+// pumpRun moves queue into out while it holds something, then lingers
+// for the next burst, then returns. It sends from queue in place: what
+// fits in out without waiting, under m.mu; when out is full, the oldest
+// event alone, without the lock, marked as in flight (sending) so that
+// DropOldest leaves it be. After done (the subscription ended), it gives
+// up when the reader has not received for drainGrace, and returns how
+// many events it did not deliver. It closes out when it leaves an ended
+// mailbox.
 func (m *mailbox) pumpRun(done <-chan struct{}) int {
-	var batch [pumpBatch]envelope
-	var grace *time.Timer
+	var grace, linger *time.Timer
 	var graceC <-chan time.Time
 	defer func() {
-		if grace != nil {
-			grace.Stop()
+		for _, t := range []*time.Timer{grace, linger} {
+			if t != nil {
+				t.Stop()
+			}
 		}
 	}()
-	var linger *time.Timer
-	defer func() {
-		if linger != nil {
-			linger.Stop()
-		}
-	}()
+	m.mu.Lock()
 	for {
-		m.mu.Lock()
-		n := m.queue.popN(batch[:])
-		if n == 0 {
+		sent := false
+	burst:
+		for m.queue.len() > 0 {
+			select {
+			case m.out <- m.queue.front().e:
+				m.queue.dropFront()
+				m.queued.Add(-1)
+				sent = true
+			default:
+				break burst
+			}
+		}
+		if sent {
+			m.made()
+			if grace != nil {
+				grace.Reset(drainGrace)
+			}
+		}
+		if m.queue.len() == 0 {
 			if !m.ended && done != nil {
 				// Stay a while for the next burst, so a steady stream
 				// does not start a goroutine and grow a ring per burst.
@@ -317,16 +343,16 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 				} else {
 					linger.Reset(pumpLinger)
 				}
+				woken := false
 				select {
 				case <-m.wake:
-					continue
+					woken = true
 				case <-done:
 				case <-linger.C:
 				}
 				m.mu.Lock()
 				m.idle = false
-				if m.queue.len() > 0 {
-					m.mu.Unlock()
+				if woken || m.queue.len() > 0 {
 					continue
 				}
 			}
@@ -338,51 +364,43 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 			m.mu.Unlock()
 			return 0
 		}
+		// out is full: wait for the reader with the oldest event in hand.
+		head := m.queue.front().e
+		m.sending = true
 		m.mu.Unlock()
-		for i := 0; i < n; {
-			select { // most often there is room: no need to watch the rest
-			case m.out <- batch[i].e:
-				m.sent(&batch[i], &i, grace)
-				continue
-			default:
-			}
-			select {
-			case m.out <- batch[i].e:
-				m.sent(&batch[i], &i, grace)
-				continue
-			case <-done:
-				done = nil // ended: from now on the reader has drainGrace per event
-				grace = time.NewTimer(drainGrace)
-				graceC = grace.C
-				continue
-			case <-graceC:
-			}
-			// Give up: what is left is lost.
-			clear(batch[i:n])
+		select {
+		case m.out <- head:
 			m.mu.Lock()
-			rest := (n - i) + m.queue.len()
-			m.queue.reset()
-			m.queue.release()
-			m.queued.Add(-int64(rest))
-			m.pumping = false
-			if m.ended { // else end closes out
-				close(m.out)
+			m.sending = false
+			m.queue.dropFront()
+			m.queued.Add(-1)
+			m.made()
+			if grace != nil {
+				grace.Reset(drainGrace)
 			}
-			m.mu.Unlock()
-			return rest
+			continue
+		case <-done:
+			done = nil // ended: from now on the reader has drainGrace per event
+			grace = time.NewTimer(drainGrace)
+			graceC = grace.C
+			m.mu.Lock()
+			m.sending = false
+			continue
+		case <-graceC:
 		}
-		clear(batch[:n])
-	}
-}
-
-// sent does the pump's bookkeeping after it put *env into out.
-func (m *mailbox) sent(env *envelope, i *int, grace *time.Timer) {
-	*env = envelope{}
-	m.queued.Add(-1)
-	m.made()
-	*i++
-	if grace != nil {
-		grace.Reset(drainGrace)
+		// Give up: what is left is lost.
+		m.mu.Lock()
+		m.sending = false
+		rest := m.queue.len()
+		m.queue.reset()
+		m.queue.release()
+		m.queued.Add(-int64(rest))
+		m.pumping = false
+		if m.ended { // else end closes out
+			close(m.out)
+		}
+		m.mu.Unlock()
+		return rest
 	}
 }
 
@@ -412,25 +430,32 @@ func (r *envRing) grow() {
 	r.buf, r.head = buf, 0
 }
 
+// front returns the oldest envelope; the ring must not be empty.
+func (r *envRing) front() *envelope { return &r.buf[r.head] }
+
+// dropFront discards the oldest envelope.
+func (r *envRing) dropFront() {
+	r.buf[r.head] = envelope{}
+	r.head = (r.head + 1) % len(r.buf)
+	r.size--
+}
+
+// pushFront puts env back before the oldest.
+func (r *envRing) pushFront(env envelope) {
+	if r.size == len(r.buf) {
+		r.grow()
+	}
+	r.head = (r.head - 1 + len(r.buf)) % len(r.buf)
+	r.buf[r.head] = env
+	r.size++
+}
+
 func (r *envRing) pop() envelope {
 	env := r.buf[r.head]
 	r.buf[r.head] = envelope{}
 	r.head = (r.head + 1) % len(r.buf)
 	r.size--
 	return env
-}
-
-// popN moves up to len(dst) envelopes into dst and returns how many.
-func (r *envRing) popN(dst []envelope) int {
-	n := min(len(dst), r.size)
-	first := min(n, len(r.buf)-r.head) // up to the end of buf, then from its start
-	copy(dst, r.buf[r.head:r.head+first])
-	clear(r.buf[r.head : r.head+first])
-	copy(dst[first:n], r.buf[:n-first])
-	clear(r.buf[:n-first])
-	r.head = (r.head + n) % max(len(r.buf), 1)
-	r.size -= n
-	return n
 }
 
 // reset empties the ring.
