@@ -1,6 +1,9 @@
 package eventbus
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // Action is what an Access asks to do.
 type Action int
@@ -9,12 +12,6 @@ type Action int
 const (
 	ActionPublish   Action = iota + 1 // publish an event on Access.Topic
 	ActionSubscribe                   // subscribe to Access.Pattern
-)
-
-// Publish and Subscribe are short names for ActionPublish and ActionSubscribe.
-const (
-	Publish   = ActionPublish
-	Subscribe = ActionSubscribe
 )
 
 // String returns "publish" or "subscribe".
@@ -65,4 +62,37 @@ func WithPrincipal(ctx context.Context, p string) context.Context {
 func PrincipalFrom(ctx context.Context) string {
 	p, _ := ctx.Value(principalKey{}).(string)
 	return p
+}
+
+// AuthorizeWithin returns an Authorizer that decides by lists of allowed
+// patterns: allowed(principal, action) returns the patterns principal may
+// publish on (ActionPublish) or subscribe within (ActionSubscribe). A
+// publish is allowed when its topic matches one of them; a subscription,
+// or Subscription.Add, when its pattern is within them as PatternWithin
+// decides, that is when every topic the pattern can match is matched by
+// one of them, so "*", "s?cret.*" or "*ecret*" do not pass for a principal
+// allowed "public.*". A denial is an error wrapping ErrForbidden that names
+// the principal and the topic or pattern; a nil allowed denies everything.
+// The Authorizer is safe for concurrent use if allowed is.
+func AuthorizeWithin(allowed func(principal string, action Action) []string) Authorizer {
+	return AuthorizerFunc(func(_ context.Context, a Access) error {
+		switch a.Action {
+		case ActionPublish:
+			if allowed != nil && topicWithin(a.Topic, allowed(a.Principal, ActionPublish)) {
+				return nil
+			}
+			return fmt.Errorf("%w: principal %q may not publish on %q", ErrForbidden, clip(a.Principal), clip(a.Topic))
+		case ActionSubscribe:
+			if allowed != nil && PatternWithin(a.Pattern, allowed(a.Principal, ActionSubscribe)...) {
+				return nil
+			}
+			return fmt.Errorf("%w: principal %q may not subscribe to %q", ErrForbidden, clip(a.Principal), clip(a.Pattern))
+		}
+		return fmt.Errorf("%w: principal %q: unknown action %d", ErrForbidden, clip(a.Principal), int(a.Action))
+	})
+}
+
+// topicWithin reports whether the valid topic is matched by one of allowed.
+func topicWithin(topic string, allowed []string) bool {
+	return checkName(topic, false) == "" && PatternWithin(topic, allowed...)
 }

@@ -105,7 +105,7 @@ func TestPublishInvalid(t *testing.T) {
 		{"bad topic", ev("a..b"), eventbus.ErrInvalidTopic},
 		{"wildcard topic", ev("a.*"), eventbus.ErrInvalidTopic},
 		{"no type", eventbus.Event{Topic: "a"}, eventbus.ErrInvalidEventType},
-		{"unknown type", eventbus.Event{Type: "boom", Topic: "a"}, eventbus.ErrInvalidEventType},
+		{"malformed type", eventbus.Event{Type: "Boom!", Topic: "a"}, eventbus.ErrInvalidEventType},
 		{"bad payload", eventbus.Event{Type: eventbus.ChatMessage, Topic: "a", Payload: json.RawMessage("{")}, eventbus.ErrInvalidPayload},
 	}
 	for _, tt := range tests {
@@ -1043,19 +1043,23 @@ func TestShutdown(t *testing.T) {
 func TestAuthorizer(t *testing.T) {
 	var asked []eventbus.Access
 	var mu sync.Mutex
+	within := eventbus.AuthorizeWithin(func(principal string, action eventbus.Action) []string {
+		switch {
+		case principal == "admin":
+			return []string{"*"}
+		case action == eventbus.ActionPublish:
+			return []string{"public.*", "chat." + principal}
+		}
+		return []string{"public.*", "chat.*"}
+	})
 	auth := eventbus.AuthorizerFunc(func(ctx context.Context, a eventbus.Access) error {
 		mu.Lock()
 		asked = append(asked, a)
 		mu.Unlock()
-		switch {
-		case a.Principal == "admin":
-			return nil
-		case a.Action == eventbus.ActionPublish && a.Topic == "secret":
-			return eventbus.ErrForbidden
-		case a.Action == eventbus.ActionSubscribe && a.Pattern == "*":
-			return errors.New("too broad")
+		if a.Principal == "mallory" {
+			return errors.New("banned") // not wrapping ErrForbidden
 		}
-		return nil
+		return within.Authorize(ctx, a)
 	})
 	b := newBus(t, eventbus.WithAuthorizer(auth))
 	alice := eventbus.WithPrincipal(t.Context(), "alice")
@@ -1063,23 +1067,93 @@ func TestAuthorizer(t *testing.T) {
 	assert.Equal(t, "alice", eventbus.PrincipalFrom(alice))
 	assert.Equal(t, "", eventbus.PrincipalFrom(t.Context()))
 
-	require.ErrorIs(t, b.Publish(alice, ev("secret")), eventbus.ErrForbidden)
-	require.ErrorIs(t, b.PublishAsync(alice, ev("secret")), eventbus.ErrForbidden)
-	require.NoError(t, b.Publish(admin, ev("secret")))
-	_, err := b.Subscribe(alice, "*")
-	require.ErrorIs(t, err, eventbus.ErrForbidden, "other errors are wrapped in ErrForbidden")
-	sub, err := b.Subscribe(alice, "a")
+	t.Run("publish", func(t *testing.T) {
+		tests := []struct {
+			name  string
+			ctx   context.Context
+			topic string
+			ok    bool
+		}{
+			{"below an allowed prefix", alice, "public.news", true},
+			{"an allowed topic", alice, "chat.alice", true},
+			{"another's topic", alice, "chat.bob", false},
+			{"outside", alice, "secret", false},
+			{"the prefix itself", alice, "public", false},
+			{"admin anywhere", admin, "secret", true},
+			{"no principal", t.Context(), "public.news", true},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				for _, publish := range []func(context.Context, eventbus.Event, ...eventbus.PublishOption) error{b.Publish, b.PublishAsync} {
+					err := publish(tt.ctx, ev(tt.topic))
+					if tt.ok {
+						require.NoError(t, err)
+						continue
+					}
+					require.ErrorIs(t, err, eventbus.ErrForbidden)
+				}
+			})
+		}
+	})
+
+	t.Run("subscribe", func(t *testing.T) {
+		tests := []struct {
+			name    string
+			pattern string
+			ok      bool
+		}{
+			{"allowed prefix", "public.*", true},
+			{"deeper prefix", "public.a.*", true},
+			{"one level below", "public.?", true},
+			{"glob below", "chat.*.typing", true},
+			{"exact below", "public.news", true},
+			{"everything", "*", false},
+			{"question mark bypass", "s?cret.*", false},
+			{"inner star bypass", "*ecret*", false},
+			{"denied prefix", "secret.*", false},
+			{"wider prefix", "pub*", false},
+			{"question mark crossing the dot", "public?news", false},
+			{"first letter wild", "?ublic.*", false},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				sub, err := b.Subscribe(alice, tt.pattern)
+				if tt.ok {
+					require.NoError(t, err)
+					require.NoError(t, sub.Close())
+					return
+				}
+				require.ErrorIs(t, err, eventbus.ErrForbidden)
+				_, err = b.Subscribe(alice, tt.pattern, eventbus.FromSeq(1))
+				require.ErrorIs(t, err, eventbus.ErrForbidden, "no replay of what cannot be subscribed")
+			})
+		}
+	})
+
+	sub, err := b.Subscribe(alice, "public.*")
 	require.NoError(t, err)
 	require.ErrorIs(t, sub.Add("*"), eventbus.ErrForbidden, "Add is checked with the subscription's principal")
+	require.ErrorIs(t, sub.Add("s?cret.*"), eventbus.ErrForbidden)
+	require.NoError(t, sub.Add("chat.*"))
 	_, err = b.Subscribe(admin, "*")
 	require.NoError(t, err)
+	_, err = b.Subscribe(eventbus.WithPrincipal(t.Context(), "mallory"), "public.*")
+	require.ErrorIs(t, err, eventbus.ErrForbidden, "other errors are wrapped in ErrForbidden")
+
+	err = within.Authorize(t.Context(), eventbus.Access{Action: eventbus.ActionSubscribe, Principal: "alice", Pattern: "*ecret*"})
+	require.EqualError(t, err, `eventbus: forbidden: principal "alice" may not subscribe to "*ecret*"`)
+	err = within.Authorize(t.Context(), eventbus.Access{Action: eventbus.ActionPublish, Principal: "alice", Topic: "secret"})
+	require.EqualError(t, err, `eventbus: forbidden: principal "alice" may not publish on "secret"`)
+	require.ErrorIs(t, within.Authorize(t.Context(), eventbus.Access{Principal: "admin"}), eventbus.ErrForbidden, "an unknown action is denied")
+	none := eventbus.AuthorizeWithin(nil)
+	require.ErrorIs(t, none.Authorize(t.Context(), eventbus.Access{Action: eventbus.ActionPublish, Topic: "a"}), eventbus.ErrForbidden)
 
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Contains(t, asked, eventbus.Access{Action: eventbus.ActionPublish, Principal: "alice", Topic: "secret"})
 	assert.Contains(t, asked, eventbus.Access{Action: eventbus.ActionSubscribe, Principal: "alice", Pattern: "*"})
 	assert.Equal(t, "publish", eventbus.ActionPublish.String())
-	assert.Equal(t, eventbus.ActionSubscribe, eventbus.Subscribe)
+	assert.Equal(t, "subscribe", eventbus.ActionSubscribe.String())
 }
 
 func TestPublisher(t *testing.T) {

@@ -19,6 +19,16 @@
 //	_ = bus.Publish(ctx, eventbus.Event{Type: eventbus.WorkerSpawned, Topic: "worker.spawned"})
 //	e := <-sub.C()
 //
+// # Events and event types
+//
+// An [Event] carries a type, a topic, a JSON payload, a source and headers
+// ([Event.Metadata]). The type vocabulary is open: any name of 1–64 bytes
+// of [a-z0-9_.:-] starting with a letter is a valid [EventType]
+// ("order_created", "billing.invoice_paid"); the seed's types are
+// constants, and [Custom] still makes "custom:" types. A payload given as
+// a json.RawMessage or []byte keeps its bytes exactly, through the bus and
+// the stores, so signatures and hashes over it survive.
+//
 // # Topics and patterns
 //
 // A topic is 1–255 bytes of dot-separated, non-empty segments ("worker.task.
@@ -27,7 +37,9 @@
 // '?' exactly one character. So "*" matches every topic, "worker.*" every
 // topic strictly below "worker" at any depth, and "worker.*.complete",
 // "*.failed" and "chat.room?" are globs. Readers used to NATS or MQTT should
-// note that '*' here is not one level: it crosses dots. See [Match].
+// note that '*' here is not one level: it crosses dots. A segment that is
+// exactly ">" or "#" (their multi-level wildcards) is refused with a hint
+// to write "orders.*". See [Match].
 //
 // Routing costs one map lookup for exact topics, one lookup per parent
 // prefix for "prefix.*" patterns, and one bounded glob match per other
@@ -87,6 +99,14 @@
 // bus, one event at a time, in order. Errors and panics are recovered and
 // reported to the error handler ([WithErrorHandler]) and the logger, with
 // the event's ID and topic, as an [*EventError]; the handler goes on.
+//
+// # Access control
+//
+// [WithAuthorizer] asks an [Authorizer] about each publish and each
+// subscription pattern, with the principal from [WithPrincipal].
+// [PatternWithin] decides whether a pattern can only match topics that
+// allowed patterns match, so "*", "s?cret.*" and "*ecret*" are not mistaken
+// for something narrower, and [AuthorizeWithin] builds an Authorizer on it.
 //
 // # Shutdown
 //

@@ -3,6 +3,7 @@ package eventbus
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/oklog/ulid/v2"
 )
@@ -21,8 +22,10 @@ var (
 	// ErrInvalidPattern reports a subscription pattern that breaks the pattern rules.
 	ErrInvalidPattern = errors.New("eventbus: invalid pattern")
 
-	// ErrInvalidEventType reports an event type that is not one of the known
-	// constants and not a well-formed Custom type.
+	// ErrInvalidEventType reports a malformed event type: not a name of
+	// 1–64 bytes of [a-z0-9_.:-] starting with a letter, and not a
+	// well-formed Custom type. The vocabulary is open: an unknown but
+	// well-formed name is valid.
 	ErrInvalidEventType = errors.New("eventbus: invalid event type")
 
 	// ErrInvalidPayload reports a payload that cannot be marshalled to JSON,
@@ -88,4 +91,30 @@ type PanicError struct {
 // Error implements error.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("panic: %v", e.Value)
+}
+
+// partError is an error about a part of a larger value (the pattern of a
+// Query, the value of an option): it wraps the sentinels of both, so
+// errors.Is finds either, under one message with one "eventbus:" prefix.
+type partError struct {
+	msg  string
+	errs []error
+}
+
+// Error implements error.
+func (e *partError) Error() string { return e.msg }
+
+// Unwrap returns the wrapped errors.
+func (e *partError) Unwrap() []error { return e.errs }
+
+// nest returns an error wrapping outer and inner whose message is outer's,
+// then detail if any, then inner's without its "eventbus: " prefix:
+// nest(ErrInvalidOption, "WithOverflow(CatchUp)", ErrNoStore) reads
+// "eventbus: invalid option: WithOverflow(CatchUp): no store configured".
+func nest(outer error, detail string, inner error) error {
+	msg := outer.Error() + ": "
+	if detail != "" {
+		msg += detail + ": "
+	}
+	return &partError{msg: msg + strings.TrimPrefix(inner.Error(), "eventbus: "), errs: []error{outer, inner}}
 }

@@ -11,7 +11,9 @@ import (
 
 // Event is one thing that happened, as the bus carries it. Its JSON form is
 // the wire and storage format (see the field tags); json.Marshal followed by
-// json.Unmarshal gives an equal Event.
+// json.Unmarshal gives an equal Event, with the payload equal as JSON:
+// encoding/json compacts a RawMessage it marshals (and escapes <, > and &),
+// while the bus and its stores keep the payload's bytes exactly.
 //
 // An Event is a value: the bus copies it, and subscribers receive copies
 // that share the Payload bytes. Treat Payload as read-only once published.
@@ -35,8 +37,10 @@ type Event struct {
 var nullJSON = json.RawMessage("null")
 
 // NewEvent returns an event with a fresh ID and the current UTC time. The
-// payload is marshalled to JSON once; a json.RawMessage or []byte is taken as
-// is, after checking that it holds valid JSON. The error wraps
+// payload is marshalled to JSON once; a json.RawMessage or []byte is taken
+// as it is, after checking that it holds valid JSON: its bytes are copied
+// exactly (no compaction, no re-escaping), so a signature or hash over them
+// survives the bus and its stores. A nil payload is null. The error wraps
 // ErrInvalidTopic, ErrInvalidEventType or ErrInvalidPayload.
 func NewEvent(t EventType, topic string, payload any, source string) (Event, error) {
 	if err := ValidateTopic(topic); err != nil {
@@ -60,6 +64,8 @@ func NewEvent(t EventType, topic string, payload any, source string) (Event, err
 	}, nil
 }
 
+// marshalPayload returns payload as JSON: a json.RawMessage or []byte is
+// checked and copied byte for byte, anything else goes through json.Marshal.
 func marshalPayload(payload any) (json.RawMessage, error) {
 	var raw []byte
 	switch p := payload.(type) {
@@ -79,24 +85,10 @@ func marshalPayload(payload any) (json.RawMessage, error) {
 	if raw == nil {
 		return nullJSON, nil
 	}
-	return canonicalJSON(raw)
-}
-
-// canonicalJSON returns raw as json.Marshal would write it: compact, with
-// <, >, & and U+2028/9 escaped. Events holding canonical payloads survive a
-// JSON round trip byte for byte.
-func canonicalJSON(raw []byte) (json.RawMessage, error) {
-	var buf bytes.Buffer
-	buf.Grow(len(raw))
-	if err := json.Compact(&buf, raw); err != nil {
-		return nil, fmt.Errorf("%w: not valid JSON: %w", ErrInvalidPayload, err)
+	if !validJSON(raw) {
+		return nil, fmt.Errorf("%w: not valid JSON", ErrInvalidPayload)
 	}
-	if bytes.ContainsAny(buf.Bytes(), "<>&\u2028\u2029") {
-		var esc bytes.Buffer
-		json.HTMLEscape(&esc, buf.Bytes())
-		return esc.Bytes(), nil
-	}
-	return buf.Bytes(), nil
+	return bytes.Clone(raw), nil
 }
 
 // WithCorrelationID returns a copy of e with its CorrelationID set to id.
@@ -188,8 +180,8 @@ func checkMetadataKey(k string) string {
 type eventJSON Event
 
 // UnmarshalJSON decodes an Event from its JSON form, checking the event type.
-// The timestamp is converted to UTC and the payload stored in the compact
-// form json.Marshal writes, so a decoded event encodes to the same bytes.
+// The timestamp is converted to UTC and the payload kept exactly as it
+// came (its bytes, spaces included); an empty Metadata object becomes nil.
 func (e *Event) UnmarshalJSON(data []byte) error {
 	var v eventJSON
 	if err := json.Unmarshal(data, &v); err != nil {
@@ -198,13 +190,6 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 	v.Timestamp = v.Timestamp.UTC()
 	if len(v.Metadata) == 0 {
 		v.Metadata = nil
-	}
-	if v.Payload != nil {
-		p, err := canonicalJSON(v.Payload)
-		if err != nil {
-			return err
-		}
-		v.Payload = p
 	}
 	*e = Event(v)
 	return nil

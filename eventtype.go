@@ -5,13 +5,18 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
-// EventType names what happened. It is a string: one of the constants below,
-// or a custom type made with Custom. The zero value is not valid.
+// EventType names what happened. The vocabulary is open: any name of
+// 1–64 bytes of [a-z0-9_.:-] starting with a letter is a valid type
+// ("order_created", "billing.invoice_paid"), so publishers need no
+// registration. The constants below are the seed's vocabulary, and Custom
+// makes the "custom:" types of earlier versions. The zero value is not
+// valid.
 type EventType string
 
-// The known event types.
+// The seed's event types.
 const (
 	WorkerSpawned   EventType = "worker_spawned"
 	WorkerProgress  EventType = "worker_progress"
@@ -33,12 +38,18 @@ const (
 
 const customPrefix = "custom:"
 
-// maxCustomName bounds the length of a custom type's name in bytes.
-const maxCustomName = 128
+const (
+	// maxTypeName bounds the length of a type name in bytes.
+	maxTypeName = 64
+	// maxCustomName bounds the length of a custom type's name in bytes.
+	maxCustomName = 128
+)
 
-// Custom returns the custom event type "custom:"+name. The result is Valid
-// only if name is non-empty, at most 128 bytes, and has no whitespace or
-// control characters.
+// Custom returns the event type "custom:"+name, kept for compatibility:
+// types of your own need no prefix. The result is Valid if it is a valid
+// type name, or if name is non-empty, at most 128 bytes, and has no
+// whitespace or control characters; "custom:" with an empty or blank name
+// is not valid.
 func Custom(name string) EventType { return EventType(customPrefix + name) }
 
 // IsCustom reports whether t was made by Custom (it has the "custom:" prefix).
@@ -55,33 +66,59 @@ func (t EventType) CustomName() string {
 // String returns the type's string value.
 func (t EventType) String() string { return string(t) }
 
-// Valid reports whether t is one of the known constants or a well-formed
-// custom type.
+// Valid reports whether t is a well-formed type name (1–64 bytes of
+// [a-z0-9_.:-] starting with a letter, which includes every constant) or
+// a well-formed custom type (see Custom).
 func (t EventType) Valid() bool { return t.check() == nil }
 
+// typeNameByte marks the bytes a type name may hold.
+var typeNameByte = func() (t [256]bool) {
+	for _, c := range "abcdefghijklmnopqrstuvwxyz0123456789_.:-" {
+		t[c] = true
+	}
+	return t
+}()
+
+// check returns nil if t is valid, else an error wrapping
+// ErrInvalidEventType with the reason.
 func (t EventType) check() error {
-	switch t {
-	case WorkerSpawned, WorkerProgress, WorkerComplete, WorkerFailed, WorkerCancelled,
-		FindingNew, FindingUpdated, ChatMessage, ChatTyping,
-		FileChanged, FileCreated, FileDeleted, UserInput, UserCommand,
-		SystemHeartbeat, SystemError:
-		return nil
-	case "":
-		return fmt.Errorf("%w: empty", ErrInvalidEventType)
+	s := string(t)
+	if s == "" {
+		return fmt.Errorf("%w \"\": empty", ErrInvalidEventType)
 	}
-	if !t.IsCustom() {
-		return fmt.Errorf("%w %q: unknown type (use Custom for your own)", ErrInvalidEventType, string(t))
+	if t.IsCustom() {
+		return t.checkCustom()
 	}
+	if len(s) > maxTypeName {
+		return fmt.Errorf("%w %q: longer than %d bytes", ErrInvalidEventType, clip(s), maxTypeName)
+	}
+	for i := 0; i < len(s); i++ {
+		if !typeNameByte[s[i]] {
+			return fmt.Errorf("%w %q: byte %q not in [a-z0-9_.:-]", ErrInvalidEventType, clip(s), s[i])
+		}
+	}
+	if s[0] < 'a' || s[0] > 'z' {
+		return fmt.Errorf("%w %q: must start with a letter a-z", ErrInvalidEventType, clip(s))
+	}
+	return nil
+}
+
+// checkCustom checks a type with the "custom:" prefix: valid under the
+// rule of Custom's earlier versions (any printable name without spaces).
+func (t EventType) checkCustom() error {
 	name := t.CustomName()
-	switch {
-	case name == "":
-		return fmt.Errorf("%w %q: empty custom name", ErrInvalidEventType, string(t))
-	case len(name) > maxCustomName:
-		return fmt.Errorf("%w: custom name longer than %d bytes", ErrInvalidEventType, maxCustomName)
+	if strings.TrimSpace(name) == "" {
+		return fmt.Errorf("%w %q: empty custom name", ErrInvalidEventType, clip(string(t)))
 	}
-	for _, r := range name {
+	if len(name) > maxCustomName {
+		return fmt.Errorf("%w %q: custom name longer than %d bytes", ErrInvalidEventType, clip(string(t)), maxCustomName)
+	}
+	for i, r := range name {
+		if r == utf8.RuneError && !strings.HasPrefix(name[i:], "\uFFFD") {
+			return fmt.Errorf("%w %q: custom name is not valid UTF-8", ErrInvalidEventType, clip(string(t)))
+		}
 		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			return fmt.Errorf("%w %q: custom name holds whitespace or a control character", ErrInvalidEventType, string(t))
+			return fmt.Errorf("%w %q: custom name holds whitespace or a control character", ErrInvalidEventType, clip(string(t)))
 		}
 	}
 	return nil
@@ -95,9 +132,9 @@ func (t EventType) MarshalJSON() ([]byte, error) {
 	return json.Marshal(string(t))
 }
 
-// UnmarshalJSON decodes a JSON string into t; an unknown non-custom value, or
-// a custom one with an empty or whitespace name, is an error wrapping
-// ErrInvalidEventType.
+// UnmarshalJSON decodes a JSON string into t. A value that is not a JSON
+// string, or a string that is not a valid type (see Valid), is an error
+// wrapping ErrInvalidEventType, and t is left unchanged.
 func (t *EventType) UnmarshalJSON(data []byte) error {
 	var s string
 	if err := json.Unmarshal(data, &s); err != nil {

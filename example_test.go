@@ -123,6 +123,25 @@ func ExampleBus_Publisher() {
 	// Output: true scheduler job-42
 }
 
+// Event types are an open vocabulary: any well-formed name will do, with
+// no registration; the constants are the seed's types.
+func ExamplePublisher_Emit() {
+	ctx := context.Background()
+	bus, _ := eventbus.New()
+	defer bus.Close()
+	sub, _ := bus.Subscribe(ctx, "orders.*")
+
+	shop := bus.Publisher("shop")
+	_, _ = shop.Emit(ctx, "order_created", "orders.created", map[string]int{"id": 7})
+	_, err := shop.Emit(ctx, "OrderCreated", "orders.created", nil)
+	fmt.Println(err)
+	e := <-sub.C()
+	fmt.Println(e.Type, e.Topic, string(e.Payload))
+	// Output:
+	// eventbus: invalid event type "OrderCreated": byte 'O' not in [a-z0-9_.:-]
+	// order_created orders.created {"id":7}
+}
+
 func ExampleBus_PublishAsync() {
 	ctx := context.Background()
 	bus, _ := eventbus.New()
@@ -206,6 +225,47 @@ func ExampleWithAuthorizer() {
 	// Output:
 	// <nil>
 	// eventbus: forbidden
+}
+
+// An Authorizer that decides on patterns by what they can match, not by
+// their text: a principal allowed "public.*" cannot widen it with a glob.
+func ExampleAuthorizeWithin() {
+	ctx := context.Background()
+	auth := eventbus.AuthorizeWithin(func(principal string, action eventbus.Action) []string {
+		if action == eventbus.ActionPublish {
+			return []string{"chat." + principal}
+		}
+		return []string{"public.*", "chat.*"}
+	})
+	bus, _ := eventbus.New(eventbus.WithAuthorizer(auth))
+	defer bus.Close()
+	alice := eventbus.WithPrincipal(ctx, "alice")
+	for _, pattern := range []string{"public.news.*", "chat.room?", "*", "s?cret.*", "*ecret*"} {
+		_, err := bus.Subscribe(alice, pattern)
+		fmt.Println(pattern, err)
+	}
+	fmt.Println(bus.Publish(alice, eventbus.Event{Type: eventbus.ChatMessage, Topic: "chat.bob"}))
+	// Output:
+	// public.news.* <nil>
+	// chat.room? <nil>
+	// * eventbus: forbidden: principal "alice" may not subscribe to "*"
+	// s?cret.* eventbus: forbidden: principal "alice" may not subscribe to "s?cret.*"
+	// *ecret* eventbus: forbidden: principal "alice" may not subscribe to "*ecret*"
+	// eventbus: forbidden: principal "alice" may not publish on "chat.bob"
+}
+
+func ExamplePatternWithin() {
+	for _, pattern := range []string{"public.a.*", "public.?", "public", "*", "s?cret.*", "*ecret*", "pub*"} {
+		fmt.Println(pattern, eventbus.PatternWithin(pattern, "public.*"))
+	}
+	// Output:
+	// public.a.* true
+	// public.? true
+	// public false
+	// * false
+	// s?cret.* false
+	// *ecret* false
+	// pub* false
 }
 
 func ExampleNewMemoryStore() {

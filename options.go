@@ -118,7 +118,7 @@ func WithNoPersistTopics(patterns ...string) Option {
 	return busOption(func(c *busConfig) error {
 		for _, p := range patterns {
 			if err := ValidatePattern(p); err != nil {
-				return fmt.Errorf("%w: WithNoPersistTopics: %w", ErrInvalidOption, err)
+				return nest(ErrInvalidOption, "WithNoPersistTopics", err)
 			}
 			c.noPersist = append(c.noPersist, classify(p))
 		}

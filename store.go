@@ -69,13 +69,17 @@ const (
 // Normalize checks q and fills its defaults: an empty Pattern becomes "*",
 // a zero Limit DefaultQueryLimit, and a Limit above MaxQueryLimit is cut to
 // it. Stores may call it to share the bus's reading of a Query. A negative
-// Limit or an invalid pattern is an error wrapping ErrInvalidQuery.
+// Limit or an invalid pattern is an error wrapping ErrInvalidQuery (and,
+// for the pattern, ErrInvalidPattern too).
 func (q Query) Normalize() (Query, error) {
 	if q.Pattern == "" {
 		q.Pattern = "*"
 	}
-	if err := ValidatePattern(q.Pattern); err != nil {
-		return q, fmt.Errorf("%w: %w", ErrInvalidQuery, err)
+	if reason := checkName(q.Pattern, true); reason != "" {
+		return q, &partError{
+			msg:  fmt.Sprintf("%v: pattern %q: %s", ErrInvalidQuery, clip(q.Pattern), reason),
+			errs: []error{ErrInvalidQuery, ErrInvalidPattern},
+		}
 	}
 	switch {
 	case q.Limit < 0:

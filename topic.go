@@ -20,8 +20,10 @@ const (
 
 // ValidateTopic reports whether topic is a valid topic: 1–255 bytes of
 // dot-separated, non-empty segments, each made of printable non-space
-// characters other than '*', '?', '\' and '.'. The error wraps
-// ErrInvalidTopic and names the reason.
+// characters other than '*', '?', '\' and '.'. A segment that is exactly
+// ">" or "#" (the NATS and MQTT multi-level wildcards) is refused, so that
+// a topic never looks like a wildcard. The error wraps ErrInvalidTopic and
+// names the reason.
 func ValidateTopic(topic string) error {
 	if reason := checkName(topic, false); reason != "" {
 		return fmt.Errorf("%w %q: %s", ErrInvalidTopic, clip(topic), reason)
@@ -32,7 +34,10 @@ func ValidateTopic(topic string) error {
 // ValidatePattern reports whether pattern is a valid subscription pattern: a
 // topic in which segments may also hold the wildcards '*' (any run of
 // characters, dots included) and '?' (exactly one character), with at most
-// MaxPatternStars stars. The error wraps ErrInvalidPattern and names the reason.
+// MaxPatternStars stars. A segment that is exactly ">" or "#" is refused
+// with a hint: those are NATS and MQTT wildcards, and here "orders.*"
+// matches every topic below orders. The error wraps ErrInvalidPattern and
+// names the reason.
 func ValidatePattern(pattern string) error {
 	if reason := checkName(pattern, true); reason != "" {
 		return fmt.Errorf("%w %q: %s", ErrInvalidPattern, clip(pattern), reason)
@@ -66,7 +71,7 @@ func checkName(s string, wild bool) string {
 // checkNameSlow is checkName byte by byte, for patterns, non-ASCII topics
 // and the errors. s is neither empty nor too long.
 func checkNameSlow(s string, wild bool) string {
-	stars, segLen := 0, 0
+	stars, segLen, segStart := 0, 0, 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
@@ -76,7 +81,10 @@ func checkNameSlow(s string, wild bool) string {
 				if segLen == 0 {
 					return "empty segment"
 				}
-				segLen = 0
+				if reason := foreignWildcard(s, segStart, i-1, wild); reason != "" {
+					return reason
+				}
+				segLen, segStart = 0, i
 				continue
 			case c == '*' || c == '?':
 				if !wild {
@@ -108,12 +116,36 @@ func checkNameSlow(s string, wild bool) string {
 	if segLen == 0 {
 		return "empty segment"
 	}
-	return ""
+	return foreignWildcard(s, segStart, len(s), wild)
+}
+
+// foreignWildcard returns why the segment s[start:end] is refused if it is
+// exactly ">" (NATS's multi-level wildcard) or "#" (MQTT's), with a hint
+// naming what '*' does here; otherwise "".
+func foreignWildcard(s string, start, end int, wild bool) string {
+	if end-start != 1 || (s[start] != '>' && s[start] != '#') {
+		return ""
+	}
+	what := fmt.Sprintf("%q is a NATS wildcard", s[start:end])
+	if s[start] == '#' {
+		what = fmt.Sprintf("%q is an MQTT wildcard", s[start:end])
+	}
+	switch {
+	case !wild:
+		return what + ", not a topic segment"
+	case len(s) == 1:
+		return what + `; here "*" matches every topic`
+	case end == len(s):
+		parent := clip(s[:start-1])
+		return fmt.Sprintf("%s; here %q matches every topic below %s", what, parent+".*", parent)
+	}
+	return fmt.Sprintf("%s; here '*' matches any run of characters, dots included, as in %q", what, clip(s[:start]+"*"+s[end:]))
 }
 
 // plainTopic reports whether s is dot-separated, non-empty segments of
-// printable ASCII other than '*', '?' and '\\': the common topic, checked
-// in one pass of table lookups. Anything else goes the long way.
+// printable ASCII other than '*', '?', '\\', '>' and '#': the common topic,
+// checked in one pass of table lookups. Anything else goes the long way
+// (including '>' and '#', which are refused as a whole segment only).
 func plainTopic(s string) bool {
 	segLen := 0
 	for i := 0; i < len(s); i++ {
@@ -131,10 +163,10 @@ func plainTopic(s string) bool {
 }
 
 // plainTopicByte marks the printable ASCII bytes that stand for themselves
-// in a topic segment.
+// in any topic segment.
 var plainTopicByte = func() (t [256]bool) {
 	for c := '!'; c < 0x7f; c++ {
-		t[c] = c != '.' && c != '*' && c != '?' && c != '\\'
+		t[c] = c != '.' && c != '*' && c != '?' && c != '\\' && c != '>' && c != '#'
 	}
 	return t
 }()

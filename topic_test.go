@@ -36,6 +36,13 @@ var topicCases = []struct {
 	{"control", "a\x00b", false},
 	{"invalid utf8", "a.\xff", false},
 	{"unicode space", "a\u00a0b", false},
+	{"NATS wildcard segment", "orders.>", false},
+	{"MQTT wildcard segment", "orders.#", false},
+	{"NATS wildcard alone", ">", false},
+	{"MQTT wildcard in the middle", "a.#.b", false},
+	{"angle bracket inside a segment", "a.>b.c#", true},
+	{"double angle bracket", "a.>>", true},
+	{"hash segment of two", "a.##", true},
 }
 
 func TestValidateTopic(t *testing.T) {
@@ -52,8 +59,50 @@ func TestValidateTopic(t *testing.T) {
 }
 
 func TestValidateTopicMessage(t *testing.T) {
-	err := eventbus.ValidateTopic("a..b")
-	require.EqualError(t, err, `eventbus: invalid topic "a..b": empty segment`)
+	tests := []struct {
+		name, topic, want string
+	}{
+		{"empty segment", "a..b", `eventbus: invalid topic "a..b": empty segment`},
+		{"NATS wildcard", "orders.>", `eventbus: invalid topic "orders.>": ">" is a NATS wildcard, not a topic segment`},
+		{"MQTT wildcard", "orders.#.x", `eventbus: invalid topic "orders.#.x": "#" is an MQTT wildcard, not a topic segment`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.EqualError(t, eventbus.ValidateTopic(tt.topic), tt.want)
+		})
+	}
+}
+
+// TestValidatePatternMessage: a NATS or MQTT wildcard segment is refused
+// with a hint naming the pattern that does what the user meant.
+func TestValidatePatternMessage(t *testing.T) {
+	tests := []struct {
+		name, pattern, want string
+	}{
+		{"NATS tail", "orders.>", `eventbus: invalid pattern "orders.>": ">" is a NATS wildcard; here "orders.*" matches every topic below orders`},
+		{"MQTT tail", "orders.eu.#", `eventbus: invalid pattern "orders.eu.#": "#" is an MQTT wildcard; here "orders.eu.*" matches every topic below orders.eu`},
+		{"NATS alone", ">", `eventbus: invalid pattern ">": ">" is a NATS wildcard; here "*" matches every topic`},
+		{"MQTT alone", "#", `eventbus: invalid pattern "#": "#" is an MQTT wildcard; here "*" matches every topic`},
+		{"NATS in the middle", "a.>.b", `eventbus: invalid pattern "a.>.b": ">" is a NATS wildcard; here '*' matches any run of characters, dots included, as in "a.*.b"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := eventbus.ValidatePattern(tt.pattern)
+			require.ErrorIs(t, err, eventbus.ErrInvalidPattern)
+			require.EqualError(t, err, tt.want)
+		})
+	}
+}
+
+// TestSubscribeNATSWildcard: the issue's report, a NATS-style subscription
+// that succeeded and never received, is now refused.
+func TestSubscribeNATSWildcard(t *testing.T) {
+	b := newBus(t)
+	for _, p := range []string{"orders.>", "orders.#"} {
+		_, err := b.Subscribe(t.Context(), p)
+		require.ErrorIs(t, err, eventbus.ErrInvalidPattern, p)
+	}
+	require.ErrorIs(t, b.Publish(t.Context(), ev("orders.>")), eventbus.ErrInvalidTopic)
 }
 
 var patternCases = []struct {
@@ -76,6 +125,13 @@ var patternCases = []struct {
 	{"whitespace", "a .*", false},
 	{"backslash", `a\*`, false},
 	{"invalid utf8", "\xfe.*", false},
+	{"NATS tail wildcard", "orders.>", false},
+	{"MQTT tail wildcard", "orders.#", false},
+	{"NATS wildcard alone", ">", false},
+	{"MQTT wildcard alone", "#", false},
+	{"NATS wildcard in the middle", "a.>.b", false},
+	{"angle bracket inside a segment", "a.>*", true},
+	{"hash inside a segment", "#a.*", true},
 }
 
 func TestValidatePattern(t *testing.T) {
@@ -198,6 +254,9 @@ func FuzzValidateTopic(f *testing.F) {
 		require.LessOrEqual(t, len(topic), 255)
 		require.NotContains(t, topic, "..")
 		require.False(t, strings.ContainsAny(topic, "*?\\ \t\n"))
+		for _, seg := range strings.Split(topic, ".") {
+			require.NotContains(t, []string{">", "#"}, seg)
+		}
 		// Every valid topic is a valid pattern that matches itself.
 		require.NoError(t, eventbus.ValidatePattern(topic))
 		require.True(t, eventbus.Match(topic, topic))

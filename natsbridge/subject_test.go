@@ -30,8 +30,8 @@ func TestSubjectFor(t *testing.T) {
 		{"star inside the first segment", "eventbus", "work*", "eventbus.>", false},
 		{"star then more literal segments", "eventbus", "a.b.c*.d.e", "eventbus.a.b.>", false},
 		{"suffix star after a glob", "eventbus", "a.b?.*", "eventbus.a.>", false},
-		{"gt segment is a wildcard in NATS", "eventbus", "alerts.>", "eventbus.alerts.>", false},
-		{"gt segment before a star", "eventbus", "a.>.*", "eventbus.a.>", false},
+		{"gt segment is an invalid pattern", "eventbus", "alerts.>", "", false},
+		{"gt segment before a star is an invalid pattern", "eventbus", "a.>.*", "", false},
 		{"gt inside a segment is literal", "eventbus", "a.b>c", "eventbus.a.b>c", true},
 		{"gt inside a segment, then star", "eventbus", "a.b>c.*", "eventbus.a.b>c.>", true},
 		{"dotted prefix", "prod.bus", "worker.*", "prod.bus.worker.>", true},
@@ -110,8 +110,8 @@ func TestSubject(t *testing.T) {
 	}{
 		{"plain", "worker.task.done", "eventbus.worker.task.done", nil},
 		{"gt inside a segment", "cmp.a>b", "eventbus.cmp.a>b", nil},
-		{"gt segment", "alerts.>", "", natsbridge.ErrNoSubject},
-		{"gt first segment", ">.x", "", natsbridge.ErrNoSubject},
+		{"gt segment is an invalid topic", "alerts.>", "", eventbus.ErrInvalidTopic},
+		{"gt first segment is an invalid topic", ">.x", "", eventbus.ErrInvalidTopic},
 		{"invalid topic", "a..b", "", eventbus.ErrInvalidTopic},
 		{"wildcard", "a.*", "", eventbus.ErrInvalidTopic},
 	}
