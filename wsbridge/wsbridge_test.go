@@ -159,6 +159,10 @@ func TestBadInput(t *testing.T) {
 		{name: "too many patterns", opts: []wsbridge.Option{wsbridge.WithMaxPatterns(1)},
 			msg: `{"op":"subscribe","pattern":"z"}`, wantCode: "too_many_patterns", wantOp: "subscribe"},
 		{name: "forbidden pattern", msg: `{"op":"subscribe","pattern":"secret.*"}`, wantCode: "forbidden", wantOp: "subscribe"},
+		{name: "forbidden: everything", msg: `{"op":"subscribe","pattern":"*"}`, wantCode: "forbidden", wantOp: "subscribe"},
+		{name: "forbidden: a ? bypass", msg: `{"op":"subscribe","pattern":"s?cret.*"}`, wantCode: "forbidden", wantOp: "subscribe"},
+		{name: "forbidden: a * bypass", msg: `{"op":"subscribe","pattern":"*ecret*"}`, wantCode: "forbidden", wantOp: "subscribe"},
+		{name: "forbidden: a glob reaching beyond", msg: `{"op":"subscribe","pattern":"*.x"}`, wantCode: "forbidden", wantOp: "subscribe"},
 		{name: "unsubscribe a pattern not held", msg: `{"op":"unsubscribe","pattern":"z"}`, wantCode: "not_subscribed", wantOp: "unsubscribe"},
 		{name: "publish when disabled",
 			msg:      `{"op":"publish","event":{"event_type":"user_input","topic":"user.x","payload":1}}`,
@@ -200,8 +204,8 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hs := newHarness(t, []eventbus.Option{eventbus.WithAuthorizer(denySecret)}, tt.opts...)
-			other, _ := hs.dial("pattern=*")
+			hs := newHarness(t, []eventbus.Option{eventbus.WithAuthorizer(withinPublic)}, tt.opts...)
+			other, _ := hs.dial("pattern=a")
 			c, _ := hs.dial("pattern=a")
 			before := hs.bus.Stats()
 
@@ -268,9 +272,21 @@ func TestRefused(t *testing.T) {
 		{name: "bad from", query: "pattern=a&from=-1", want: http.StatusBadRequest},
 		{name: "from without a store", busOpts: []eventbus.Option{eventbus.WithStore(nil)},
 			query: "pattern=a&from=1", want: http.StatusBadRequest},
-		{name: "forbidden pattern", busOpts: []eventbus.Option{eventbus.WithAuthorizer(denySecret)},
+		{name: "forbidden pattern", busOpts: []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
 			query: "pattern=ok&pattern=secret.*", want: http.StatusForbidden},
-		{name: "forbidden for this principal", busOpts: []eventbus.Option{eventbus.WithAuthorizer(denySecret)},
+		{name: "forbidden: no pattern is everything", busOpts: []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
+			query: "", want: http.StatusForbidden},
+		{name: "forbidden: everything", busOpts: []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
+			query: "pattern=*", want: http.StatusForbidden},
+		{name: "forbidden: a ? bypass", busOpts: []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
+			query: "pattern=s%3Fcret.*", want: http.StatusForbidden},
+		{name: "forbidden: a * bypass", busOpts: []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
+			query: "pattern=*ecret*", want: http.StatusForbidden},
+		{name: "forbidden: replaying everything", busOpts: []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
+			query: "pattern=*&from=1", want: http.StatusForbidden},
+		{name: "forbidden: replaying with a bypass", busOpts: []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
+			query: "pattern=a&pattern=*ecret*&from=1", want: http.StatusForbidden},
+		{name: "forbidden for this principal", busOpts: []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
 			opts: []wsbridge.Option{wsbridge.WithAuth(authByHeader)}, header: hdr("X-User", "bob"),
 			query: "pattern=secret", want: http.StatusForbidden},
 		{name: "cross origin", header: hdr("Origin", "http://evil.example"), want: http.StatusForbidden},
@@ -309,8 +325,35 @@ func TestRefused(t *testing.T) {
 	})
 }
 
+// A client allowed some topics cannot read the others' history by
+// replaying with a broad pattern; with allowed patterns it replays only
+// what it may see.
+func TestAuthReplay(t *testing.T) {
+	hs := newHarness(t, []eventbus.Option{eventbus.WithAuthorizer(withinPublic)}, wsbridge.WithAuth(authByHeader))
+	admin := hs.bus.Publisher("admin")
+	ctx := eventbus.WithPrincipal(t.Context(), "admin")
+	var public []uint64
+	for i := range 3 {
+		_, err := admin.Emit(ctx, eventbus.WorkerProgress, "secret.plans", i)
+		require.NoError(t, err)
+		e, err := admin.Emit(ctx, eventbus.WorkerProgress, "a.x", i)
+		require.NoError(t, err)
+		public = append(public, e.Seq)
+	}
+	for _, q := range []string{"pattern=*&from=1", "pattern=s%3Fcret.*&from=1", "pattern=*ecret*&from=1", "pattern=*.plans&from=1", "from=1"} {
+		assert.Equal(t, http.StatusForbidden, hs.dialStatus(q, http.Header{"X-User": {"bob"}}), q)
+		hs.waitEnded(1)
+	}
+	c, _ := hs.dial("pattern=a.*&from=1", withHeader("X-User", "bob"))
+	for _, want := range public {
+		assert.Equal(t, want, readEvent(t, c).Seq)
+	}
+	adminConn, _ := hs.dial("pattern=*&from=1", withHeader("X-User", "admin"))
+	assert.Equal(t, "secret.plans", readEvent(t, adminConn).Topic, "admin may replay everything")
+}
+
 func TestAuth(t *testing.T) {
-	hs := newHarness(t, []eventbus.Option{eventbus.WithAuthorizer(denySecret)},
+	hs := newHarness(t, []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
 		wsbridge.WithAuth(authByHeader), wsbridge.WithClientPublish())
 
 	admin, _ := hs.dial("pattern=secret.*", withHeader("X-User", "admin"))
