@@ -249,6 +249,7 @@ func TestReadLimit(t *testing.T) {
 
 // TestRefused covers the requests refused before the upgrade.
 func TestRefused(t *testing.T) {
+	authz := []eventbus.Option{eventbus.WithAuthorizer(withinPublic)}
 	hdr := func(kv ...string) http.Header {
 		h := http.Header{}
 		for i := 0; i < len(kv); i += 2 {
@@ -272,21 +273,21 @@ func TestRefused(t *testing.T) {
 		{name: "bad from", query: "pattern=a&from=-1", want: http.StatusBadRequest},
 		{name: "from without a store", busOpts: []eventbus.Option{eventbus.WithStore(nil)},
 			query: "pattern=a&from=1", want: http.StatusBadRequest},
-		{name: "forbidden pattern", busOpts: []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
+		{name: "forbidden pattern", busOpts: authz,
 			query: "pattern=ok&pattern=secret.*", want: http.StatusForbidden},
-		{name: "forbidden: no pattern is everything", busOpts: []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
+		{name: "forbidden: no pattern is everything", busOpts: authz,
 			query: "", want: http.StatusForbidden},
-		{name: "forbidden: everything", busOpts: []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
+		{name: "forbidden: everything", busOpts: authz,
 			query: "pattern=*", want: http.StatusForbidden},
-		{name: "forbidden: a ? bypass", busOpts: []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
+		{name: "forbidden: a ? bypass", busOpts: authz,
 			query: "pattern=s%3Fcret.*", want: http.StatusForbidden},
-		{name: "forbidden: a * bypass", busOpts: []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
+		{name: "forbidden: a * bypass", busOpts: authz,
 			query: "pattern=*ecret*", want: http.StatusForbidden},
-		{name: "forbidden: replaying everything", busOpts: []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
+		{name: "forbidden: replaying everything", busOpts: authz,
 			query: "pattern=*&from=1", want: http.StatusForbidden},
-		{name: "forbidden: replaying with a bypass", busOpts: []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
+		{name: "forbidden: replaying with a bypass", busOpts: authz,
 			query: "pattern=a&pattern=*ecret*&from=1", want: http.StatusForbidden},
-		{name: "forbidden for this principal", busOpts: []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
+		{name: "forbidden for this principal", busOpts: authz,
 			opts: []wsbridge.Option{wsbridge.WithAuth(authByHeader)}, header: hdr("X-User", "bob"),
 			query: "pattern=secret", want: http.StatusForbidden},
 		{name: "cross origin", header: hdr("Origin", "http://evil.example"), want: http.StatusForbidden},
