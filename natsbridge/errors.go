@@ -81,9 +81,9 @@ var importKinds = [numKinds]ImportErrorKind{ImportEmpty, ImportNotJSON, ImportNo
 // ErrImport and its cause (ErrNoEventID for ImportNoID, the bus's error for
 // ImportRefused); match it with errors.Is or errors.As.
 type ImportError struct {
-	Kind    ImportErrorKind
-	Subject string // the message's subject
-	Err     error  // the cause
+	Kind    ImportErrorKind // what was wrong with the message
+	Subject string          // the message's subject
+	Err     error           // the cause
 }
 
 // Error reads like `natsbridge: import failed: no_id: message on
