@@ -28,14 +28,15 @@
 //     events, with no gap and no duplicate between the two
 //     (eventbus.FromSeq). A client that saw events up to Seq n reconnects
 //     with from=n+1. from needs a bus with a store.
-//   - epoch (optional, with from): the epoch the client's Seqs belong to,
+//   - epoch (optional, with from; ignored without): the epoch the client's Seqs belong to,
 //     as the ready message gave it. See Resuming.
 //
 // Before the upgrade a request may be refused with a plain HTTP error
 // (a browser sees only a failed connection): 503 beyond
 // [WithMaxConnections] or once the bus has shut down, 401 when the
 // [WithAuth] function fails, 400 for an invalid or excess pattern, a bad
-// from, or from without a store, 403 when the bus's Authorizer refuses a
+// from, an epoch longer than 128 bytes, or from without a store, 403 when
+// the bus's Authorizer refuses a
 // pattern, and 403 for a page from another origin (see
 // [WithOriginPatterns]; requests without an Origin header, from programs
 // rather than browsers, are not checked).
