@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -50,8 +49,12 @@ type Bridge struct {
 	n struct { // counters for Stats
 		exported, looped, exportErrors                       atomic.Uint64
 		imported, echoes, duplicates, filtered, importErrors atomic.Uint64
+		byKind                                               [numKinds]atomic.Uint64
 	}
-	exportFailing, importFailing atomic.Bool // in a failure episode
+	exportFailing atomic.Bool   // in a failure episode of the exporter
+	importFailing atomic.Uint32 // in a failure episode of the importer: a bit per importKind reported, and consumerBit
+
+	summary summarizer // the periodic summary of import errors
 
 	once sync.Once
 	done chan struct{} // closed when the shutdown steps are over
@@ -76,8 +79,12 @@ type Stats struct {
 	Echoes        uint64 // messages dropped because this bridge exported them
 	Duplicates    uint64 // messages dropped because their event had already crossed the bridge
 	Filtered      uint64 // messages on a covering subject whose topic matches no import pattern
-	ImportErrors  uint64 // messages that could not be imported: not an Event, or refused by the bus
+	ImportErrors  uint64 // messages that could not be imported: not an Event, no valid ID, or refused by the bus
 	ImportDropped uint64 // messages nats.go dropped because the importer fell behind (core NATS)
+
+	// ImportErrorsByKind breaks ImportErrors down by kind; it holds only
+	// the kinds that occurred, and is nil when none did.
+	ImportErrorsByKind map[ImportErrorKind]uint64
 }
 
 // New starts a bridge between bus and nc that relays at once: local events
@@ -156,6 +163,9 @@ func (b *Bridge) start() error {
 		if err := b.subscribeCore(ctx); err != nil {
 			return err
 		}
+	}
+	if b.cfg.summaryEvery > 0 {
+		b.summary.start(b)
 	}
 	if len(b.cfg.export) > 0 {
 		sub, err := b.subscribeExport()
@@ -261,6 +271,7 @@ func (b *Bridge) stop(ctx context.Context) {
 	if b.js != nil {
 		b.js.CleanupPublisher()
 	}
+	b.summary.stop() // the imports have stopped: its last summary is final
 	var err error
 	if b.nc.IsConnected() {
 		fctx, cancel := context.WithTimeout(b.ctx, b.cfg.ackTimeout)
@@ -287,6 +298,14 @@ func (b *Bridge) Stats() Stats {
 		Duplicates:   b.n.duplicates.Load(),
 		Filtered:     b.n.filtered.Load(),
 		ImportErrors: b.n.importErrors.Load(),
+	}
+	for k := range numKinds {
+		if n := b.n.byKind[k].Load(); n > 0 {
+			if s.ImportErrorsByKind == nil {
+				s.ImportErrorsByKind = make(map[ImportErrorKind]uint64)
+			}
+			s.ImportErrorsByKind[importKinds[k]] = n
+		}
 	}
 	if b.export != nil {
 		s.ExportDropped = b.export.Stats().Dropped
@@ -346,22 +365,42 @@ func exportError(e eventbus.Event, err error) error {
 
 func (b *Bridge) imported() {
 	b.n.imported.Add(1)
-	if b.importFailing.Load() {
-		b.importFailing.Store(false)
+	if b.importFailing.Load() != 0 {
+		b.importFailing.Store(0)
 	}
 }
 
+// consumerBit marks JetStream consumer trouble in importFailing.
+const consumerBit = 1 << numKinds
+
 // importFailed counts a message that was not imported and reports it if it
-// starts a failure episode.
-func (b *Bridge) importFailed(err error) {
+// is the first of its kind in a failure episode (since the last import).
+func (b *Bridge) importFailed(subject string, f *importFailure) {
 	b.n.importErrors.Add(1)
-	b.importTrouble(err)
+	b.n.byKind[f.kind].Add(1)
+	if b.firstInEpisode(1 << f.kind) {
+		b.report(f.error(subject))
+	}
 }
 
-// importTrouble reports err if it starts a failure episode of the importer.
+// importTrouble reports err if it starts a failure episode of the
+// JetStream consumer.
 func (b *Bridge) importTrouble(err error) {
-	if b.importFailing.CompareAndSwap(false, true) {
+	if b.firstInEpisode(consumerBit) {
 		b.report(err)
+	}
+}
+
+// firstInEpisode sets bit in importFailing and reports whether it was clear.
+func (b *Bridge) firstInEpisode(bit uint32) bool {
+	for {
+		old := b.importFailing.Load()
+		if old&bit != 0 {
+			return false
+		}
+		if b.importFailing.CompareAndSwap(old, old|bit) {
+			return true
+		}
 	}
 }
 
@@ -372,24 +411,14 @@ func (b *Bridge) report(err error) {
 	if errors.As(err, &ee) {
 		attrs = append(attrs, slog.String("event_id", ee.ID.String()), slog.String("topic", ee.Topic))
 	}
+	var ie *ImportError
+	if errors.As(err, &ie) {
+		attrs = append(attrs, slog.String("kind", string(ie.Kind)), slog.String("subject", ie.Subject))
+	}
 	b.cfg.logger.LogAttrs(context.Background(), slog.LevelWarn, "natsbridge: relay failing", attrs...)
 	if b.cfg.errHandler != nil {
 		b.cfg.errHandler(err)
 	}
-}
-
-// decode reads the Event a message carries and checks that it travelled on
-// its topic's subject.
-func (b *Bridge) decode(subject string, data []byte) (eventbus.Event, error) {
-	var e eventbus.Event
-	if err := json.Unmarshal(data, &e); err != nil {
-		return e, fmt.Errorf("%w: message on %q: %w", ErrImport, subject, err)
-	}
-	if rest, ok := strings.CutPrefix(subject, b.cfg.prefix+"."); !ok || rest != e.Topic {
-		return e, &eventbus.EventError{ID: e.ID, Topic: e.Topic,
-			Err: fmt.Errorf("%w: event on subject %q, want %q", ErrImport, subject, join(b.cfg.prefix, e.Topic))}
-	}
-	return e, nil
 }
 
 // wants reports whether topic matches an import pattern.

@@ -21,9 +21,33 @@
 // [OriginHeader] ("Eventbus-Origin") header; in JetStream mode also the event
 // ID as "Nats-Msg-Id". The body's "seq" is the event's position in the
 // exporting bus: the importing bus assigns its own Seq and keeps the ID,
-// type, topic, payload, timestamp, source and correlation ID. Any NATS client
-// can read these subjects, and any client that publishes Event JSON with a
-// fresh ID on the right subject feeds every importing bus.
+// type, topic, payload, timestamp, source, correlation ID and metadata. Any
+// NATS client can read these subjects, and any client that publishes Event
+// JSON with a fresh ID on the right subject feeds every importing bus.
+//
+// The event's metadata travels twice. The body's "metadata" object carries
+// it exactly and is what counts. Each pair is also a NATS header named by
+// the key (so NATS tools, and consumers that only look at headers, see
+// "traceparent" and the like), except pairs a header would not carry
+// unchanged: values with CR or LF (nats.go turns them into spaces) or with
+// leading or trailing space or tab (it trims them), and keys that are NATS's
+// or the bridge's (OriginHeader, "Nats-…", in any case). On import, every
+// header except OriginHeader and "Nats-…" is a metadata pair: a key that
+// only a header has is added (a plain NATS publisher can attach metadata
+// with headers alone), a key in both must have the same value in both, and
+// a header must have a single value; the result must follow the bus's
+// metadata rules (eventbus.ValidateMetadata). A message that breaks these
+// is an import error of kind [ImportMetadata].
+//
+// A message must carry an event with a valid ID: a non-zero ULID in "id".
+// The bridge never makes one up: a message without one (missing, zero or
+// malformed) is an import error of kind [ImportNoID] ([ErrNoEventID]),
+// counted and reported, never imported, so it can never come back from
+// another bus as a new event. The other import errors are an empty body
+// ([ImportEmpty]), a body that is not a JSON object of the Event form
+// ([ImportNotJSON]), an event the bus would refuse ([ImportInvalidEvent]),
+// an event on another topic's subject ([ImportWrongSubject]) and an event
+// the bus refused ([ImportRefused]).
 //
 // # Patterns and subjects
 //
@@ -149,10 +173,12 @@
 //
 // # Goroutines and shutdown
 //
-// A bridge runs one goroutine of its own, the exporter; nats.go runs the
+// A bridge runs two goroutines of its own, the exporter and the summarizer
+// (unless WithSummaryInterval(0)); nats.go runs the
 // import handlers (one goroutine per subscription, or the JetStream consumer's).
 // [Bridge.Shutdown] stops the imports and waits for their handlers, lets the
-// exporter export what is in its mailbox, and flushes the connection;
+// exporter export what is in its mailbox, stops the summarizer after its
+// last summary, and flushes the connection;
 // [Bridge.Close] is Shutdown limited to five seconds. Close the bridge before
 // the bus and the connection: if the bus closes first, the exporter stops
 // and imports fail with eventbus.ErrClosed (counted in Stats.ImportErrors)
@@ -161,7 +187,14 @@
 // # Errors
 //
 // Failures with no caller to return to go to [WithErrorHandler] and the
-// logger once per failure episode, and all of them are counted in [Stats].
-// Errors about one event are *eventbus.EventError values wrapping
-// [ErrExport], [ErrNoSubject] or [ErrImport].
+// logger, and all of them are counted in [Stats]. An export failure is
+// reported when it starts a failure episode (the first after a success); an
+// import failure when it is the first of its kind ([ImportErrorKind]) in an
+// episode, so a different kind of bad message is never hidden behind the
+// first. Every [WithSummaryInterval] (a minute by default) in which messages
+// failed to import, and at Shutdown, an [ImportSummary] counts them by kind;
+// Stats.ImportErrorsByKind has the totals. Errors about one export are
+// *eventbus.EventError values wrapping [ErrExport] or [ErrNoSubject]; errors
+// about one import are *[ImportError] values wrapping [ErrImport] (inside an
+// *eventbus.EventError when the event's ID is known).
 package natsbridge

@@ -22,8 +22,10 @@ const jsBatch = 256
 // unless the socket itself is backed up.
 func (b *Bridge) exportCore(sub *eventbus.Subscription) {
 	defer close(b.exportDone)
-	// nc.PublishMsg encodes msg before it returns, so one msg serves all.
-	msg := &nats.Msg{Header: nats.Header{OriginHeader: []string{b.origin}}}
+	// nc.PublishMsg encodes msg before it returns, so one msg serves all
+	// events without metadata.
+	plain := nats.Header{OriginHeader: []string{b.origin}}
+	msg := &nats.Msg{Header: plain}
 	for e := range sub.C() {
 		if err := b.ctx.Err(); err != nil {
 			b.exportFailed(e, err)
@@ -33,7 +35,11 @@ func (b *Bridge) exportCore(sub *eventbus.Subscription) {
 		if !ok {
 			continue
 		}
-		msg.Subject, msg.Data = subject, body
+		msg.Subject, msg.Data, msg.Header = subject, body, plain
+		if len(e.Metadata) > 0 {
+			msg.Header = nats.Header{OriginHeader: plain[OriginHeader]}
+			metadataHeaders(msg.Header, e.Metadata)
+		}
 		if err := b.nc.PublishMsg(msg); err != nil {
 			b.exportFailed(e, err)
 			continue
@@ -95,6 +101,7 @@ func (b *Bridge) publishBatch(batch []eventbus.Event, waiting []pending) []pendi
 			OriginHeader:          []string{b.origin},
 			jetstream.MsgIDHeader: []string{e.ID.String()},
 		}}
+		metadataHeaders(msg.Header, e.Metadata)
 		ack, err := b.js.PublishMsgAsync(msg)
 		waiting = append(waiting, pending{e: e, msg: msg, ack: ack, err: err})
 	}

@@ -52,9 +52,9 @@ func (b *Bridge) importCore(m *nats.Msg, exact bool) {
 		b.n.echoes.Add(1)
 		return
 	}
-	e, err := b.decode(m.Subject, m.Data)
-	if err != nil {
-		b.importFailed(err)
+	e, fail := b.decode(m.Subject, m.Data, m.Header)
+	if fail != nil {
+		b.importFailed(m.Subject, fail)
 		return
 	}
 	if !exact && !b.wants(e.Topic) {
@@ -67,7 +67,7 @@ func (b *Bridge) importCore(m *nats.Msg, exact bool) {
 	}
 	if err := b.bus.PublishAsync(b.ctx, e); err != nil {
 		b.seen.remove(e.ID)
-		b.importFailed(&eventbus.EventError{ID: e.ID, Topic: e.Topic, Err: fmt.Errorf("%w: %w", ErrImport, err)})
+		b.importFailed(m.Subject, &importFailure{kind: kindRefused, id: e.ID, topic: e.Topic, err: err})
 		return
 	}
 	b.imported()
@@ -164,9 +164,9 @@ func (b *Bridge) importJetStream(m jetstream.Msg) {
 		_ = m.Ack()
 		return
 	}
-	e, err := b.decode(m.Subject(), m.Data())
-	if err != nil {
-		b.importFailed(err)
+	e, fail := b.decode(m.Subject(), m.Data(), m.Headers())
+	if fail != nil {
+		b.importFailed(m.Subject(), fail)
 		_ = m.Term()
 		return
 	}
@@ -182,7 +182,7 @@ func (b *Bridge) importJetStream(m jetstream.Msg) {
 	}
 	if err := b.bus.Publish(b.ctx, e); err != nil {
 		b.seen.remove(e.ID)
-		b.importFailed(&eventbus.EventError{ID: e.ID, Topic: e.Topic, Err: fmt.Errorf("%w: %w", ErrImport, err)})
+		b.importFailed(m.Subject(), &importFailure{kind: kindRefused, id: e.ID, topic: e.Topic, err: err})
 		_ = m.NakWithDelay(nakDelay)
 		return
 	}

@@ -27,6 +27,9 @@ const (
 	DefaultAckTimeout = 5 * time.Second
 	// DefaultCloseTimeout is how long Close lets Shutdown drain.
 	DefaultCloseTimeout = 5 * time.Second
+	// DefaultSummaryInterval is how often a bridge reports an ImportSummary
+	// when messages failed to import.
+	DefaultSummaryInterval = time.Minute
 )
 
 // Option configures a Bridge in New. Options with values out of range make
@@ -50,6 +53,8 @@ type config struct {
 	errHandler func(error)
 	logger     *slog.Logger
 	ackTimeout time.Duration
+
+	summaryEvery time.Duration
 }
 
 func defaultConfig() config {
@@ -58,6 +63,8 @@ func defaultConfig() config {
 		dedupe:     DefaultDedupeWindow,
 		logger:     slog.Default(),
 		ackTimeout: DefaultAckTimeout,
+
+		summaryEvery: DefaultSummaryInterval,
 	}
 }
 
@@ -181,11 +188,14 @@ func WithExportOptions(opts ...eventbus.SubscribeOption) Option {
 }
 
 // WithErrorHandler sets a function that receives the errors that have no
-// caller to return to: failed exports and imports (as *eventbus.EventError
-// wrapping ErrExport, ErrNoSubject or ErrImport when the event is known) and
-// JetStream consumer errors (wrapping ErrJetStream). Failures are reported
-// once per episode: the first after a success, not one per event; Stats
-// counts them all. It is called from the bridge's goroutines and those of
+// caller to return to: failed exports (as *eventbus.EventError wrapping
+// ErrExport or ErrNoSubject), failed imports (as *ImportError, inside an
+// *eventbus.EventError when the event's ID is known), summaries of failed
+// imports (*ImportSummary, see WithSummaryInterval) and JetStream consumer
+// errors (wrapping ErrJetStream). Failures are reported once per episode,
+// not one per event: an export failure after a success; for imports, the
+// first failure of each kind (ImportErrorKind) after a success. Stats counts
+// them all. It is called from the bridge's goroutines and those of
 // nats.go, possibly concurrently, so it must be safe for concurrent use and
 // should return quickly. Default: none (errors are only logged).
 func WithErrorHandler(h func(error)) Option {
@@ -217,6 +227,22 @@ func WithAckTimeout(d time.Duration) Option {
 			return invalid(fmt.Sprintf("WithAckTimeout(%v)", d), "must be positive")
 		}
 		c.ackTimeout = d
+		return nil
+	})
+}
+
+// WithSummaryInterval sets how often the bridge reports an ImportSummary of
+// the messages that failed to import in the interval (only when some did),
+// to WithErrorHandler and the logger; Shutdown reports the rest. It
+// complements the report of the first failure of each kind per episode,
+// which says nothing of how many followed. 0 turns summaries off; it must
+// not be negative. Default: one minute.
+func WithSummaryInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d < 0 {
+			return invalid(fmt.Sprintf("WithSummaryInterval(%v)", d), "must not be negative")
+		}
+		c.summaryEvery = d
 		return nil
 	})
 }

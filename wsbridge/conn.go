@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,7 @@ type conn struct {
 	wg      sync.WaitGroup
 
 	initial  []string        // the patterns at connect, for the ready message
+	start    position        // where the connection starts, for ready, reset and dropped
 	patterns map[string]bool // the reader's: the subscription's patterns
 	lastDrop uint64          // the writer's: Dropped at the last notice
 
@@ -46,7 +48,7 @@ type conn struct {
 	endReason string
 }
 
-func newConn(h *handler, ws *websocket.Conn, sub *eventbus.Subscription, principal string, patterns []string, r *http.Request) *conn {
+func newConn(h *handler, ws *websocket.Conn, sub *eventbus.Subscription, principal string, patterns []string, start position, r *http.Request) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
 		h:         h,
@@ -60,6 +62,7 @@ func newConn(h *handler, ws *websocket.Conn, sub *eventbus.Subscription, princip
 		replies:   make(chan Message, 16),
 		patterns:  make(map[string]bool, len(patterns)),
 		initial:   patterns,
+		start:     start,
 	}
 	for _, p := range patterns {
 		c.patterns[p] = true
@@ -109,10 +112,11 @@ func (c *conn) abort(code websocket.StatusCode, reason string) {
 	})
 }
 
-// writeLoop sends the ready message, then events, replies and drop notices
-// until the connection must end; it returns the close status to end with.
+// writeLoop sends the ready message (and a reset or a dropped notice about
+// the resume), then events, replies and drop notices until the connection
+// must end; it returns the close status to end with.
 func (c *conn) writeLoop() (websocket.StatusCode, string) {
-	if err := c.writeJSON(Message{Type: TypeReady, Patterns: c.initial}); err != nil {
+	if err := c.writeStart(); err != nil {
 		return websocket.StatusInternalError, "write failed"
 	}
 	tick := time.NewTicker(dropNoticeInterval)
@@ -176,15 +180,33 @@ func (c *conn) subEnded() (websocket.StatusCode, string) {
 	}
 }
 
+// writeStart sends ready, then reset when the client's from was of another
+// epoch or beyond the bus's Seqs, or a dropped notice for the Seqs of its
+// from that the store no longer holds.
+func (c *conn) writeStart() error {
+	st := c.start
+	if err := c.writeJSON(Message{Type: TypeReady, Patterns: c.initial, Epoch: st.epoch, LastSeq: st.lastSeq}); err != nil {
+		return err
+	}
+	if st.reset {
+		return c.writeJSON(Message{Type: TypeReset, Epoch: st.epoch, LastSeq: st.lastSeq})
+	}
+	if st.notStored > 0 {
+		return c.writeJSON(Message{Type: TypeDropped, Count: st.notStored, Total: st.notStored, Reason: ReasonNotStored})
+	}
+	return nil
+}
+
 // noticeDrops sends a dropped notice if events were dropped since the last.
+// Its total includes the Seqs a resume could not replay.
 func (c *conn) noticeDrops() error {
-	total := c.sub.Stats().Dropped
-	if total == c.lastDrop {
+	dropped := c.sub.Stats().Dropped
+	if dropped == c.lastDrop {
 		return nil
 	}
-	n := total - c.lastDrop
-	c.lastDrop = total
-	return c.writeJSON(Message{Type: TypeDropped, Count: n, Total: total})
+	n := dropped - c.lastDrop
+	c.lastDrop = dropped
+	return c.writeJSON(Message{Type: TypeDropped, Count: n, Total: c.start.notStored + dropped})
 }
 
 func (c *conn) writeJSON(m Message) error {
@@ -274,6 +296,9 @@ func (c *conn) handle(typ websocket.MessageType, data []byte) Message {
 	if typ != websocket.MessageText {
 		return errorReply(request{}, fmt.Errorf("%w: binary messages are not supported", ErrMalformed))
 	}
+	if !isObject(data) {
+		return errorReply(request{}, fmt.Errorf("%w: a control message is a JSON object", ErrMalformed))
+	}
 	var req request
 	if err := json.Unmarshal(data, &req); err != nil {
 		return errorReply(req, fmt.Errorf("%w: %v", ErrMalformed, err))
@@ -340,8 +365,8 @@ func (c *conn) publish(raw json.RawMessage) (Message, error) {
 	if c.h.cfg.publish == nil {
 		return Message{}, ErrPublishDisabled
 	}
-	if len(raw) == 0 {
-		return Message{}, fmt.Errorf("%w: publish needs an event", ErrMalformed)
+	if !isObject(raw) {
+		return Message{}, fmt.Errorf("%w: publish needs an event object", ErrMalformed)
 	}
 	var pe publishEvent
 	if err := json.Unmarshal(raw, &pe); err != nil {
@@ -357,9 +382,12 @@ func (c *conn) publish(raw json.RawMessage) (Message, error) {
 	if len(pe.Payload) > 0 {
 		payload = pe.Payload
 	}
-	source := pe.Source
-	if source == "" {
-		source = c.principal
+	source := c.principal
+	if c.h.cfg.trustSource && pe.Source != "" {
+		source = pe.Source
+	}
+	if err := checkClientMetadata(pe.Metadata); err != nil {
+		return Message{}, err
 	}
 	e, err := eventbus.NewEvent(pe.Type, pe.Topic, payload, source)
 	if err != nil {
@@ -368,8 +396,40 @@ func (c *conn) publish(raw json.RawMessage) (Message, error) {
 	if pe.CorrelationID != "" {
 		e = e.WithCorrelationID(pe.CorrelationID)
 	}
+	e.Metadata = pe.Metadata
 	if err := c.h.bus.Publish(eventbus.WithPrincipal(c.ctx, c.principal), e); err != nil {
 		return Message{}, err
 	}
 	return Message{EventID: e.ID.String(), Topic: e.Topic}, nil
 }
+
+// isObject reports whether data, valid JSON or not, starts as an object:
+// JSON null, arrays, strings and numbers are not control messages.
+func isObject(data []byte) bool {
+	for _, b := range data {
+		switch b {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return b == '{'
+	}
+	return false
+}
+
+// checkClientMetadata checks the metadata of a client's event: the bus's
+// rules, and no key of the bus's own ("eventbus-…"), which a client could
+// otherwise use to pass for a retry or a dead letter.
+func checkClientMetadata(md map[string]string) error {
+	if err := eventbus.ValidateMetadata(md); err != nil {
+		return err
+	}
+	for k := range md {
+		if strings.HasPrefix(k, reservedMetadataPrefix) {
+			return fmt.Errorf("%w: key %q: the %q keys are the bus's own", eventbus.ErrInvalidMetadata, k, reservedMetadataPrefix)
+		}
+	}
+	return nil
+}
+
+// reservedMetadataPrefix starts the metadata keys of the bus itself.
+const reservedMetadataPrefix = "eventbus-"

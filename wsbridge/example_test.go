@@ -105,3 +105,48 @@ func ExampleNew() {
 	// wsbridge: invalid option: WithOverflow(block): a client must never block the bus
 	// true <nil>
 }
+
+// A client resumes with the Seq after the last event it saw and that Seq's
+// epoch. After a restart on a memory store the epoch is new, and the client
+// is told its Seqs mean nothing here: a reset, then the events after the
+// bus's last Seq.
+func Example_resume() {
+	old, err := eventbus.New()
+	if err != nil {
+		panic(err)
+	}
+	oldEpoch := old.Epoch()
+	_ = old.Close()
+
+	bus, err := eventbus.New() // the restarted server, numbering from 1
+	if err != nil {
+		panic(err)
+	}
+	srv := httptest.NewServer(wsbridge.Handler(bus))
+	defer srv.Close()
+	defer bus.Close()
+	ctx := context.Background()
+	_, _ = bus.Publisher("demo").Emit(ctx, eventbus.WorkerSpawned, "worker.a.spawned", nil)
+
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/?pattern=worker.*&from=143&epoch=" + oldEpoch
+	conn, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		panic(err)
+	}
+	defer conn.CloseNow()
+
+	var m wsbridge.Message
+	for range 2 {
+		_, data, _ := conn.Read(ctx)
+		_ = json.Unmarshal(data, &m)
+		fmt.Println(m.Type, m.Epoch == bus.Epoch(), m.LastSeq)
+	}
+	_, _ = bus.Publisher("demo").Emit(ctx, eventbus.WorkerSpawned, "worker.b.spawned", nil)
+	_, data, _ := conn.Read(ctx)
+	_ = json.Unmarshal(data, &m)
+	fmt.Println(m.Type, m.Event.Seq, m.Event.Topic)
+	// Output:
+	// ready true 1
+	// reset true 1
+	// event 2 worker.b.spawned
+}

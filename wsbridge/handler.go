@@ -89,18 +89,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		principal = p
 	}
-	patterns, from, err := h.parseQuery(r.URL.Query())
+	patterns, from, epoch, err := h.parseQuery(r.URL.Query())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	st := h.start(from, epoch)
 	// The subscription lives as long as the connection, not the request
 	// context: the connection closes it.
 	subCtx := eventbus.WithPrincipal(context.WithoutCancel(r.Context()), principal)
-	sub, err := h.subscribe(subCtx, r, patterns, from)
+	sub, err := h.subscribe(subCtx, r, patterns, st.from)
 	if err != nil {
 		http.Error(w, "wsbridge: subscribe: "+err.Error(), statusOf(err))
 		return
+	}
+	if st.from != nil && !st.reset {
+		st.notStored = h.notStored(r.Context(), *st.from, st.lastSeq)
 	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.origins})
 	if err != nil {
@@ -109,24 +113,24 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(h.cfg.readLimit)
-	newConn(h, ws, sub, principal, patterns, r).serve()
+	newConn(h, ws, sub, principal, patterns, st, r).serve()
 }
 
-// parseQuery reads the pattern and from parameters.
-func (h *handler) parseQuery(q url.Values) (patterns []string, from *uint64, err error) {
+// parseQuery reads the pattern, from and epoch parameters.
+func (h *handler) parseQuery(q url.Values) (patterns []string, from *uint64, epoch *string, err error) {
 	seen := make(map[string]bool)
 	for _, p := range q["pattern"] {
 		if seen[p] {
 			continue
 		}
 		if err := eventbus.ValidatePattern(p); err != nil {
-			return nil, nil, fmt.Errorf("wsbridge: pattern: %w", err)
+			return nil, nil, nil, fmt.Errorf("wsbridge: pattern: %w", err)
 		}
 		seen[p] = true
 		patterns = append(patterns, p)
 	}
 	if len(patterns) > h.cfg.maxPatterns {
-		return nil, nil, fmt.Errorf("%w: %d patterns, at most %d", ErrTooManyPatterns, len(patterns), h.cfg.maxPatterns)
+		return nil, nil, nil, fmt.Errorf("%w: %d patterns, at most %d", ErrTooManyPatterns, len(patterns), h.cfg.maxPatterns)
 	}
 	if len(patterns) == 0 {
 		patterns = []string{"*"}
@@ -134,11 +138,70 @@ func (h *handler) parseQuery(q url.Values) (patterns []string, from *uint64, err
 	if q.Has("from") {
 		n, err := strconv.ParseUint(q.Get("from"), 10, 64)
 		if err != nil {
-			return nil, nil, fmt.Errorf("wsbridge: from %q: not a sequence number", q.Get("from"))
+			return nil, nil, nil, fmt.Errorf("wsbridge: from %q: not a sequence number", q.Get("from"))
 		}
 		from = &n
 	}
-	return patterns, from, nil
+	if q.Has("epoch") {
+		e := q.Get("epoch")
+		if len(e) > maxEpochLen {
+			return nil, nil, nil, fmt.Errorf("wsbridge: epoch: longer than %d bytes", maxEpochLen)
+		}
+		epoch = &e
+	}
+	return patterns, from, epoch, nil
+}
+
+// maxEpochLen bounds the epoch parameter; epochs the bus makes are ULIDs
+// (26 bytes).
+const maxEpochLen = 128
+
+// position is where a connection starts in the bus's Seqs.
+type position struct {
+	epoch     string  // the bus's epoch
+	lastSeq   uint64  // the bus's last Seq before the subscription
+	from      *uint64 // replay from this Seq; nil: live only
+	reset     bool    // the client's from was of another epoch or beyond lastSeq+1
+	notStored uint64  // Seqs from from on that the store no longer holds
+}
+
+// start decides where a connection starts. A from of another epoch, or
+// beyond the next Seq, is replaced by the next Seq (a reset). LastSeq is
+// read before the subscription is made, and a client's from can only come
+// from Seqs the bus had assigned before the request, so a from beyond
+// lastSeq+1 is never a race with a concurrent publish.
+func (h *handler) start(from *uint64, epoch *string) position {
+	st := position{epoch: h.bus.Epoch(), lastSeq: h.bus.LastSeq(), from: from}
+	if from != nil && ((epoch != nil && *epoch != st.epoch) || *from > st.lastSeq+1) {
+		next := st.lastSeq + 1
+		st.from, st.reset = &next, true
+	}
+	return st
+}
+
+// notStored counts the Seqs from from up to lastSeq that a replay cannot
+// deliver because the store no longer holds them: those below the oldest
+// stored event, or all of them when the store holds none. It counts Seqs of
+// every topic, so it is an upper bound of what the connection's patterns
+// missed. It is read just after the subscription is made: an event that the
+// store's retention evicts while the replay is starting may escape the count
+// (a window of microseconds, under heavy eviction only).
+func (h *handler) notStored(ctx context.Context, from, lastSeq uint64) uint64 {
+	from = max(from, 1)
+	if from > lastSeq {
+		return 0
+	}
+	oldest, err := h.bus.Query(ctx, eventbus.Query{Limit: 1})
+	if err != nil {
+		return 0 // the replay reports its own errors
+	}
+	if len(oldest) == 0 || oldest[0].Seq > lastSeq {
+		return lastSeq - from + 1
+	}
+	if oldest[0].Seq > from {
+		return oldest[0].Seq - from
+	}
+	return 0
 }
 
 // subscribe makes the connection's subscription.

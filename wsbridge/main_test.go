@@ -180,13 +180,19 @@ func readClose(t *testing.T, c *websocket.Conn) websocket.CloseError {
 	}
 }
 
-// denySecret is an Authorizer that refuses topics and patterns containing
-// "secret" to everyone but the principal "admin".
-var denySecret = eventbus.AuthorizerFunc(func(_ context.Context, a eventbus.Access) error {
-	if a.Principal != "admin" && (strings.Contains(a.Pattern, "secret") || strings.Contains(a.Topic, "secret")) {
-		return eventbus.ErrForbidden
+// publicTopics are the topics and patterns everyone but "admin" may publish
+// on and subscribe within; "secret" and everything under it are not among
+// them.
+var publicTopics = []string{"a", "a.*", "b.*", "c.x", "ok", "z", "user.*"}
+
+// withinPublic is the tests' Authorizer: "admin" may do anything, everyone
+// else only within publicTopics, decided on what a pattern can match
+// (eventbus.PatternWithin), not on its text.
+var withinPublic = eventbus.AuthorizeWithin(func(principal string, _ eventbus.Action) []string {
+	if principal == "admin" {
+		return []string{"*"}
 	}
-	return nil
+	return publicTopics
 })
 
 // authByHeader is a WithAuth function reading the principal from X-User.

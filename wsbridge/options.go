@@ -51,6 +51,7 @@ type config struct {
 	writeTimeout time.Duration
 	overflow     eventbus.Overflow
 	publish      map[eventbus.EventType]bool // nil: publishing disabled
+	trustSource  bool                        // keep the source a client sets
 	logger       *slog.Logger
 }
 
@@ -206,8 +207,10 @@ func WithOverflow(p eventbus.Overflow) Option {
 // WithClientPublish lets clients publish events with {"op":"publish"} messages,
 // of the given types, which must be eventbus.UserInput or
 // eventbus.UserCommand; with no types, both. Each publish goes through the
-// bus's Authorizer with the connection's principal, and an event without a
-// source gets the principal as its Source. Default: publishing is off.
+// bus's Authorizer with the connection's principal. The event's Source is
+// the connection's principal (from WithAuth; "" without it), whatever the
+// client sent, unless WithTrustClientSource is given. Default: publishing
+// is off.
 func WithClientPublish(types ...eventbus.EventType) Option {
 	return optionFunc(func(c *config) error {
 		if len(types) == 0 {
@@ -221,6 +224,19 @@ func WithClientPublish(types ...eventbus.EventType) Option {
 			allowed[t] = true
 		}
 		c.publish = allowed
+		return nil
+	})
+}
+
+// WithTrustClientSource keeps the source a publishing client sets on its
+// event; only an event without one gets the connection's principal. Give it
+// only when every client may speak for any source (the principal is still
+// what the bus's Authorizer decides on). Default: a client's event has the
+// connection's principal as its Source, so that no client can claim to be
+// another.
+func WithTrustClientSource() Option {
+	return optionFunc(func(c *config) error {
+		c.trustSource = true
 		return nil
 	})
 }

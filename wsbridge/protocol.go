@@ -10,12 +10,18 @@ import (
 
 // Message types the server sends, the values of Message.Type.
 const (
-	TypeReady   = "ready"   // first message: the connection's patterns
+	TypeReady   = "ready"   // first message: the connection's patterns, the bus's epoch and last Seq
+	TypeReset   = "reset"   // the client's from was of another epoch or beyond the bus's Seqs
 	TypeEvent   = "event"   // one event, in Message.Event
 	TypeAck     = "ack"     // a control message succeeded
 	TypeError   = "error"   // a control message failed; nothing changed
-	TypeDropped = "dropped" // events were dropped for this client
+	TypeDropped = "dropped" // events were dropped for this client, or cannot be replayed
 )
+
+// ReasonNotStored is the Reason of a dropped notice about the Seqs that a
+// resume (the from parameter) cannot replay because the store no longer
+// holds them.
+const ReasonNotStored = "not_stored"
 
 // Control operations a client sends, the values of Message.Op.
 const (
@@ -28,11 +34,13 @@ const (
 // each kind uses some of the fields (see the package documentation). Go
 // clients can decode every server frame into it.
 type Message struct {
-	Type     string          `json:"type,omitempty"`     // server → client: ready, event, ack, error, dropped
+	Type     string          `json:"type,omitempty"`     // server → client: ready, reset, event, ack, error, dropped
 	Op       string          `json:"op,omitempty"`       // client → server, echoed in ack and error
 	ID       json.RawMessage `json:"id,omitempty"`       // optional client tag, echoed in ack and error
 	Pattern  string          `json:"pattern,omitempty"`  // subscribe, unsubscribe
 	Patterns []string        `json:"patterns,omitempty"` // ready: the connection's patterns
+	Epoch    string          `json:"epoch,omitempty"`    // ready, reset: the bus's epoch (eventbus.Bus.Epoch)
+	LastSeq  uint64          `json:"last_seq,omitempty"` // ready, reset: the bus's last Seq (absent when 0)
 	Event    *eventbus.Event `json:"event,omitempty"`    // event; publish (client → server)
 	EventID  string          `json:"event_id,omitempty"` // ack of publish: the ID the event got
 	Topic    string          `json:"topic,omitempty"`    // ack of publish
@@ -40,6 +48,7 @@ type Message struct {
 	Code     string          `json:"code,omitempty"`     // error: a short machine-readable reason
 	Count    uint64          `json:"count,omitempty"`    // dropped: events dropped since the last notice
 	Total    uint64          `json:"total,omitempty"`    // dropped: events dropped on this connection so far
+	Reason   string          `json:"reason,omitempty"`   // dropped: "not_stored" for events a resume cannot replay
 }
 
 // request is a client message as the server decodes it. The event of a
@@ -52,13 +61,15 @@ type request struct {
 }
 
 // publishEvent is what a client may set on an event it publishes. ID, Seq
-// and Timestamp are the server's to assign and are ignored.
+// and Timestamp are the server's to assign and are ignored; Source is kept
+// only with WithTrustClientSource.
 type publishEvent struct {
 	Type          eventbus.EventType `json:"event_type"`
 	Topic         string             `json:"topic"`
 	Payload       json.RawMessage    `json:"payload"`
 	Source        string             `json:"source"`
 	CorrelationID string             `json:"correlation_id"`
+	Metadata      map[string]string  `json:"metadata"`
 }
 
 // Error codes, the values of Message.Code.
@@ -96,7 +107,7 @@ func codeOf(err error) string {
 	case errors.Is(err, eventbus.ErrInvalidPattern):
 		return codeInvalidPattern
 	case errors.Is(err, eventbus.ErrInvalidTopic), errors.Is(err, eventbus.ErrInvalidEventType),
-		errors.Is(err, eventbus.ErrInvalidPayload):
+		errors.Is(err, eventbus.ErrInvalidPayload), errors.Is(err, eventbus.ErrInvalidMetadata):
 		return codeInvalidEvent
 	case errors.Is(err, eventbus.ErrClosed):
 		return codeClosed

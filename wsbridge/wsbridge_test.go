@@ -143,6 +143,13 @@ func TestBadInput(t *testing.T) {
 	}{
 		{name: "malformed JSON", msg: `{"op":"subscribe",`, wantCode: "malformed"},
 		{name: "not an object", msg: `[1,2]`, wantCode: "malformed"},
+		{name: "null", msg: `null`, wantCode: "malformed"},
+		{name: "null with spaces", msg: " \n null ", wantCode: "malformed"},
+		{name: "a number", msg: `42`, wantCode: "malformed"},
+		{name: "a string", msg: `"subscribe"`, wantCode: "malformed"},
+		{name: "true", msg: `true`, wantCode: "malformed"},
+		{name: "an empty array", msg: `[]`, wantCode: "malformed"},
+		{name: "an empty message", msg: ``, wantCode: "malformed"},
 		{name: "binary message", msg: `{"op":"subscribe","pattern":"z"}`, binary: true, wantCode: "malformed"},
 		{name: "unknown op", msg: `{"op":"explode"}`, wantCode: "unknown_op", wantOp: "explode"},
 		{name: "missing op", msg: `{"pattern":"z"}`, wantCode: "unknown_op"},
@@ -152,6 +159,10 @@ func TestBadInput(t *testing.T) {
 		{name: "too many patterns", opts: []wsbridge.Option{wsbridge.WithMaxPatterns(1)},
 			msg: `{"op":"subscribe","pattern":"z"}`, wantCode: "too_many_patterns", wantOp: "subscribe"},
 		{name: "forbidden pattern", msg: `{"op":"subscribe","pattern":"secret.*"}`, wantCode: "forbidden", wantOp: "subscribe"},
+		{name: "forbidden: everything", msg: `{"op":"subscribe","pattern":"*"}`, wantCode: "forbidden", wantOp: "subscribe"},
+		{name: "forbidden: a ? bypass", msg: `{"op":"subscribe","pattern":"s?cret.*"}`, wantCode: "forbidden", wantOp: "subscribe"},
+		{name: "forbidden: a * bypass", msg: `{"op":"subscribe","pattern":"*ecret*"}`, wantCode: "forbidden", wantOp: "subscribe"},
+		{name: "forbidden: a glob reaching beyond", msg: `{"op":"subscribe","pattern":"*.x"}`, wantCode: "forbidden", wantOp: "subscribe"},
 		{name: "unsubscribe a pattern not held", msg: `{"op":"unsubscribe","pattern":"z"}`, wantCode: "not_subscribed", wantOp: "unsubscribe"},
 		{name: "publish when disabled",
 			msg:      `{"op":"publish","event":{"event_type":"user_input","topic":"user.x","payload":1}}`,
@@ -175,11 +186,26 @@ func TestBadInput(t *testing.T) {
 			msg: `{"op":"publish"}`, wantCode: "malformed", wantOp: "publish"},
 		{name: "publish an event that is not an object", opts: []wsbridge.Option{wsbridge.WithClientPublish()},
 			msg: `{"op":"publish","event":"hello"}`, wantCode: "malformed", wantOp: "publish"},
+		{name: "publish a null event", opts: []wsbridge.Option{wsbridge.WithClientPublish()},
+			msg: `{"op":"publish","event":null}`, wantCode: "malformed", wantOp: "publish"},
+		{name: "publish with an invalid metadata key", opts: []wsbridge.Option{wsbridge.WithClientPublish()},
+			msg:      `{"op":"publish","event":{"event_type":"user_input","topic":"user.x","metadata":{"bad key":"v"}}}`,
+			wantCode: "invalid_event", wantOp: "publish"},
+		{name: "publish with too much metadata", opts: []wsbridge.Option{wsbridge.WithClientPublish()},
+			msg: `{"op":"publish","event":{"event_type":"user_input","topic":"user.x","metadata":{"k":"` +
+				strings.Repeat("v", eventbus.MaxMetadataBytes) + `"}}}`,
+			wantCode: "invalid_event", wantOp: "publish"},
+		{name: "publish with a metadata key of the bus", opts: []wsbridge.Option{wsbridge.WithClientPublish()},
+			msg:      `{"op":"publish","event":{"event_type":"user_input","topic":"user.x","metadata":{"eventbus-attempts":"3"}}}`,
+			wantCode: "invalid_event", wantOp: "publish"},
+		{name: "publish with a metadata value that is not a string", opts: []wsbridge.Option{wsbridge.WithClientPublish()},
+			msg:      `{"op":"publish","event":{"event_type":"user_input","topic":"user.x","metadata":{"k":1}}}`,
+			wantCode: "malformed", wantOp: "publish"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hs := newHarness(t, []eventbus.Option{eventbus.WithAuthorizer(denySecret)}, tt.opts...)
-			other, _ := hs.dial("pattern=*")
+			hs := newHarness(t, []eventbus.Option{eventbus.WithAuthorizer(withinPublic)}, tt.opts...)
+			other, _ := hs.dial("pattern=a")
 			c, _ := hs.dial("pattern=a")
 			before := hs.bus.Stats()
 
@@ -223,6 +249,7 @@ func TestReadLimit(t *testing.T) {
 
 // TestRefused covers the requests refused before the upgrade.
 func TestRefused(t *testing.T) {
+	authz := []eventbus.Option{eventbus.WithAuthorizer(withinPublic)}
 	hdr := func(kv ...string) http.Header {
 		h := http.Header{}
 		for i := 0; i < len(kv); i += 2 {
@@ -246,9 +273,21 @@ func TestRefused(t *testing.T) {
 		{name: "bad from", query: "pattern=a&from=-1", want: http.StatusBadRequest},
 		{name: "from without a store", busOpts: []eventbus.Option{eventbus.WithStore(nil)},
 			query: "pattern=a&from=1", want: http.StatusBadRequest},
-		{name: "forbidden pattern", busOpts: []eventbus.Option{eventbus.WithAuthorizer(denySecret)},
+		{name: "forbidden pattern", busOpts: authz,
 			query: "pattern=ok&pattern=secret.*", want: http.StatusForbidden},
-		{name: "forbidden for this principal", busOpts: []eventbus.Option{eventbus.WithAuthorizer(denySecret)},
+		{name: "forbidden: no pattern is everything", busOpts: authz,
+			query: "", want: http.StatusForbidden},
+		{name: "forbidden: everything", busOpts: authz,
+			query: "pattern=*", want: http.StatusForbidden},
+		{name: "forbidden: a ? bypass", busOpts: authz,
+			query: "pattern=s%3Fcret.*", want: http.StatusForbidden},
+		{name: "forbidden: a * bypass", busOpts: authz,
+			query: "pattern=*ecret*", want: http.StatusForbidden},
+		{name: "forbidden: replaying everything", busOpts: authz,
+			query: "pattern=*&from=1", want: http.StatusForbidden},
+		{name: "forbidden: replaying with a bypass", busOpts: authz,
+			query: "pattern=a&pattern=*ecret*&from=1", want: http.StatusForbidden},
+		{name: "forbidden for this principal", busOpts: authz,
 			opts: []wsbridge.Option{wsbridge.WithAuth(authByHeader)}, header: hdr("X-User", "bob"),
 			query: "pattern=secret", want: http.StatusForbidden},
 		{name: "cross origin", header: hdr("Origin", "http://evil.example"), want: http.StatusForbidden},
@@ -287,8 +326,35 @@ func TestRefused(t *testing.T) {
 	})
 }
 
+// A client allowed some topics cannot read the others' history by
+// replaying with a broad pattern; with allowed patterns it replays only
+// what it may see.
+func TestAuthReplay(t *testing.T) {
+	hs := newHarness(t, []eventbus.Option{eventbus.WithAuthorizer(withinPublic)}, wsbridge.WithAuth(authByHeader))
+	admin := hs.bus.Publisher("admin")
+	ctx := eventbus.WithPrincipal(t.Context(), "admin")
+	var public []uint64
+	for i := range 3 {
+		_, err := admin.Emit(ctx, eventbus.WorkerProgress, "secret.plans", i)
+		require.NoError(t, err)
+		e, err := admin.Emit(ctx, eventbus.WorkerProgress, "a.x", i)
+		require.NoError(t, err)
+		public = append(public, e.Seq)
+	}
+	for _, q := range []string{"pattern=*&from=1", "pattern=s%3Fcret.*&from=1", "pattern=*ecret*&from=1", "pattern=*.plans&from=1", "from=1"} {
+		assert.Equal(t, http.StatusForbidden, hs.dialStatus(q, http.Header{"X-User": {"bob"}}), q)
+		hs.waitEnded(1)
+	}
+	c, _ := hs.dial("pattern=a.*&from=1", withHeader("X-User", "bob"))
+	for _, want := range public {
+		assert.Equal(t, want, readEvent(t, c).Seq)
+	}
+	adminConn, _ := hs.dial("pattern=*&from=1", withHeader("X-User", "admin"))
+	assert.Equal(t, "secret.plans", readEvent(t, adminConn).Topic, "admin may replay everything")
+}
+
 func TestAuth(t *testing.T) {
-	hs := newHarness(t, []eventbus.Option{eventbus.WithAuthorizer(denySecret)},
+	hs := newHarness(t, []eventbus.Option{eventbus.WithAuthorizer(withinPublic)},
 		wsbridge.WithAuth(authByHeader), wsbridge.WithClientPublish())
 
 	admin, _ := hs.dial("pattern=secret.*", withHeader("X-User", "admin"))
@@ -310,18 +376,91 @@ func TestAuth(t *testing.T) {
 
 	for _, e := range []eventbus.Event{own, readEvent(t, admin)} {
 		assert.Equal(t, ack.EventID, e.ID.String())
-		assert.Equal(t, "bob", e.Source, "source defaults to the principal")
+		assert.Equal(t, "bob", e.Source, "source is the principal")
 		assert.Equal(t, "c-1", e.CorrelationID)
 		assert.Equal(t, eventbus.UserCommand, e.Type)
 		assert.NotEqual(t, uint64(999), e.Seq)
 	}
 
 	send(t, bob, map[string]any{"op": "publish", "event": map[string]any{
-		"event_type": "user_input", "topic": "user.bob.input", "source": "keyboard",
+		"event_type": "user_input", "topic": "user.bob.input", "source": "admin",
 	}})
 	_, e := readAckAndEvent(t, bob)
-	assert.Equal(t, "keyboard", e.Source)
+	assert.Equal(t, "bob", e.Source, "a client cannot claim another source")
 	assert.Equal(t, "null", string(e.Payload))
+}
+
+// The source a client sets on its event: the principal, unless the handler
+// trusts clients.
+func TestClientSource(t *testing.T) {
+	tests := []struct {
+		name   string
+		opts   []wsbridge.Option
+		source any // what the client sends; nil: no source field
+		want   string
+	}{
+		{name: "claimed source is replaced", source: "admin", want: "bob"},
+		{name: "empty source is the principal", source: "", want: "bob"},
+		{name: "no source is the principal", want: "bob"},
+		{name: "trusted: the client's source", opts: []wsbridge.Option{wsbridge.WithTrustClientSource()}, source: "keyboard", want: "keyboard"},
+		{name: "trusted: no source is the principal", opts: []wsbridge.Option{wsbridge.WithTrustClientSource()}, want: "bob"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := append([]wsbridge.Option{wsbridge.WithAuth(authByHeader), wsbridge.WithClientPublish()}, tt.opts...)
+			hs := newHarness(t, nil, opts...)
+			c, _ := hs.dial("pattern=user.*", withHeader("X-User", "bob"))
+			ev := map[string]any{"event_type": "user_input", "topic": "user.bob.input"}
+			if tt.source != nil {
+				ev["source"] = tt.source
+			}
+			send(t, c, map[string]any{"op": "publish", "event": ev})
+			_, e := readAckAndEvent(t, c)
+			assert.Equal(t, tt.want, e.Source)
+		})
+	}
+
+	t.Run("without auth the source is empty", func(t *testing.T) {
+		hs := newHarness(t, nil, wsbridge.WithClientPublish())
+		c, _ := hs.dial("pattern=user.*")
+		send(t, c, map[string]any{"op": "publish", "event": map[string]any{
+			"event_type": "user_input", "topic": "user.x", "source": "admin"}})
+		_, e := readAckAndEvent(t, c)
+		assert.Empty(t, e.Source)
+	})
+}
+
+// Metadata travels in the event JSON both ways.
+func TestMetadata(t *testing.T) {
+	hs := newHarness(t, nil, wsbridge.WithClientPublish())
+	c, _ := hs.dial("pattern=*")
+
+	e, err := eventbus.NewEvent(eventbus.WorkerProgress, "w.x", 1, "test")
+	require.NoError(t, err)
+	e.Metadata = map[string]string{"traceparent": "00-abc-def-01", "eventbus-attempts": "2"}
+	require.NoError(t, hs.bus.Publish(t.Context(), e))
+	got := readEvent(t, c)
+	assert.Equal(t, e.Metadata, got.Metadata, "server to client")
+
+	sub, err := hs.bus.Subscribe(t.Context(), "user.*")
+	require.NoError(t, err)
+	defer sub.Close()
+	md := map[string]string{"trace-id": "t-1", "k.v_2": "a value: with \"quotes\"\n"}
+	send(t, c, map[string]any{"op": "publish", "event": map[string]any{
+		"event_type": "user_input", "topic": "user.x", "metadata": md}})
+	_, own := readAckAndEvent(t, c)
+	assert.Equal(t, md, own.Metadata, "client to server, and back to the client")
+	select {
+	case in := <-sub.C():
+		assert.Equal(t, md, in.Metadata, "client to server: on the bus")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the client's event did not reach the bus")
+	}
+
+	send(t, c, map[string]any{"op": "publish", "event": map[string]any{
+		"event_type": "user_input", "topic": "user.x", "metadata": map[string]string{}}})
+	_, own = readAckAndEvent(t, c)
+	assert.Nil(t, own.Metadata, "empty metadata is none")
 }
 
 func TestOverflow(t *testing.T) {
@@ -562,4 +701,123 @@ func readAckAndEvent(t *testing.T, c *websocket.Conn) (wsbridge.Message, eventbu
 	require.Equal(t, wsbridge.TypeAck, ack.Type)
 	require.NotNil(t, e)
 	return ack, *e
+}
+
+// TestResume covers the ready message's epoch and last Seq and what a
+// client resuming with from (and epoch) gets: a replay, a reset, or a
+// dropped notice for what the store no longer holds.
+func TestResume(t *testing.T) {
+	const stored = 5 // the store keeps the newest 5 events
+	tests := []struct {
+		name string
+		// query builds the connection's query from the bus's epoch.
+		query       func(epoch string) string
+		wantReset   bool
+		wantDropped uint64 // a not_stored notice with this count
+		wantSeqs    []uint64
+	}{
+		{name: "no from: live only", query: func(string) string { return "" }},
+		{name: "from in this epoch replays", query: func(e string) string { return "from=9&epoch=" + e }, wantSeqs: []uint64{9, 10}},
+		{name: "from without epoch is this epoch", query: func(string) string { return "from=9" }, wantSeqs: []uint64{9, 10}},
+		{name: "from at the next Seq: nothing to replay", query: func(e string) string { return "from=11&epoch=" + e }},
+		{name: "from of another epoch resets", query: func(string) string { return "from=9&epoch=01JOTHEREPOCH" }, wantReset: true},
+		{name: "from of another epoch, low Seq, resets", query: func(string) string { return "from=1&epoch=x" }, wantReset: true},
+		{name: "empty epoch is another epoch", query: func(string) string { return "from=9&epoch=" }, wantReset: true},
+		{name: "from beyond the next Seq resets", query: func(string) string { return "from=12" }, wantReset: true},
+		{name: "far beyond resets", query: func(e string) string { return "from=99999999&epoch=" + e }, wantReset: true},
+		{name: "from older than the store", query: func(e string) string { return "from=2&epoch=" + e },
+			wantDropped: 4, wantSeqs: []uint64{6, 7, 8, 9, 10}},
+		{name: "from zero, older than the store", query: func(string) string { return "from=0" },
+			wantDropped: 5, wantSeqs: []uint64{6, 7, 8, 9, 10}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := newHarness(t, []eventbus.Option{eventbus.WithStore(eventbus.NewMemoryStore(eventbus.WithMaxEvents(stored)))})
+			for i := range 10 {
+				hs.publish("r.x", i)
+			}
+			c, ready := hs.dial(tt.query(hs.bus.Epoch()))
+			assert.Equal(t, hs.bus.Epoch(), ready.Epoch)
+			assert.NotEmpty(t, ready.Epoch)
+			assert.Equal(t, uint64(10), ready.LastSeq)
+			if tt.wantReset {
+				m := read(t, c)
+				assert.Equal(t, wsbridge.Message{Type: wsbridge.TypeReset, Epoch: hs.bus.Epoch(), LastSeq: 10}, m)
+			}
+			if tt.wantDropped > 0 {
+				m := read(t, c)
+				assert.Equal(t, wsbridge.Message{Type: wsbridge.TypeDropped, Count: tt.wantDropped, Total: tt.wantDropped,
+					Reason: wsbridge.ReasonNotStored}, m)
+			}
+			for _, want := range tt.wantSeqs {
+				assert.Equal(t, want, readEvent(t, c).Seq)
+			}
+			// Then live, from the next Seq on, with nothing in between.
+			live := hs.publish("r.y", "live")
+			assert.Equal(t, uint64(11), live.Seq)
+			assert.Equal(t, live.Seq, readEvent(t, c).Seq)
+		})
+	}
+
+	t.Run("ready on an empty bus", func(t *testing.T) {
+		hs := newHarness(t, nil)
+		c := hs.dialRaw("")
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		_, data, err := c.Read(ctx)
+		require.NoError(t, err)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(data, &m))
+		assert.Equal(t, "ready", m["type"])
+		assert.Equal(t, hs.bus.Epoch(), m["epoch"])
+		assert.NotContains(t, m, "last_seq", "0 is left out")
+	})
+
+	t.Run("a restart on a memory store resets a resuming client", func(t *testing.T) {
+		old := newHarness(t, nil)
+		for i := range 3 {
+			old.publish("r.x", i)
+		}
+		epoch := old.bus.Epoch()
+
+		hs := newHarness(t, nil) // the restarted server: a new memory store
+		require.NotEqual(t, epoch, hs.bus.Epoch())
+		hs.publish("r.x", "new 1")
+		c, _ := hs.dial("from=2&epoch=" + epoch)
+		assert.Equal(t, wsbridge.Message{Type: wsbridge.TypeReset, Epoch: hs.bus.Epoch(), LastSeq: 1}, read(t, c))
+		e := hs.publish("r.x", "new 2")
+		assert.Equal(t, e.Seq, readEvent(t, c).Seq, "events from last_seq+1 on")
+	})
+
+	t.Run("an overflow notice's total includes what could not be replayed", func(t *testing.T) {
+		hs := newHarness(t, []eventbus.Option{eventbus.WithStore(eventbus.NewMemoryStore(eventbus.WithMaxEvents(2)))},
+			wsbridge.WithOverflow(eventbus.DropOldest), wsbridge.WithBuffer(4))
+		for i := range 5 {
+			hs.publish("r.x", i)
+		}
+		c, _ := hs.dial("from=1")
+		m := read(t, c)
+		require.Equal(t, wsbridge.TypeDropped, m.Type)
+		assert.Equal(t, uint64(3), m.Count)
+		// The client reads nothing until the bus has dropped for it.
+		big := map[string]string{"blob": strings.Repeat("x", 64<<10)}
+		for i := 0; hs.bus.Subscribers("r.x")[0].Stats.Dropped == 0; i++ {
+			require.Less(t, i, 5000, "nothing was ever dropped")
+			hs.publish("r.x", big)
+		}
+		for {
+			m := read(t, c)
+			if m.Type == wsbridge.TypeDropped {
+				assert.Empty(t, m.Reason)
+				assert.Equal(t, 3+m.Count, m.Total)
+				break
+			}
+		}
+	})
+}
+
+func TestResumeRefused(t *testing.T) {
+	hs := newHarness(t, nil)
+	assert.Equal(t, http.StatusBadRequest, hs.dialStatus("from=1&epoch="+strings.Repeat("e", 200), nil))
+	hs.waitEnded(1)
 }

@@ -6,14 +6,16 @@
 // starts a NATS server inside the process (127.0.0.1, a random port) and two
 // buses, alpha and beta, each bridged to it on its own connection with
 // natsbridge.WithPatterns("worker.*"). Workers publish on alpha; a monitor
-// on beta prints what arrives. It prints a summary and exits by itself.
+// on beta prints what arrives. It prints a summary, then every counter of
+// both bridges (natsbridge.Stats), and exits by itself.
 //
 //	go run ./examples/cluster -node alpha -nats nats://127.0.0.1:4222
 //	go run ./examples/cluster -node beta  -nats nats://127.0.0.1:4222
 //
 // runs one node per process against a NATS server of your own (for example
 // `nats-server` with no arguments): each node runs a worker now and then and
-// prints the worker events of the other nodes, until interrupted.
+// prints the worker events of the other nodes, until interrupted; then it
+// prints its bridge's counters.
 package main
 
 import (
@@ -24,6 +26,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -213,7 +216,32 @@ func run(ctx context.Context, w io.Writer, workers int) (err error) {
 	as, bs := alpha.br.Stats(), beta.br.Stats()
 	out.printf("alpha exported %d, imported %d; beta imported %d, exported %d (%d not sent back: loop prevention)\n",
 		as.Exported, as.Imported, bs.Imported, bs.Exported, bs.Looped)
+	printStats(out, "alpha", as)
+	printStats(out, "beta", bs)
 	return nil
+}
+
+// printStats prints every counter of a bridge: what it relayed, and what it
+// held back or could not relay, with the import errors by kind.
+func printStats(out *syncWriter, name string, st natsbridge.Stats) {
+	out.printf("%s bridge: export: %d exported, %d looped, %d errors, %d dropped; "+
+		"import: %d imported, %d echoes, %d duplicates, %d filtered, %d errors%s, %d dropped\n",
+		name, st.Exported, st.Looped, st.ExportErrors, st.ExportDropped,
+		st.Imported, st.Echoes, st.Duplicates, st.Filtered, st.ImportErrors, byKind(st.ImportErrorsByKind), st.ImportDropped)
+}
+
+// byKind formats import error counts by kind, " (no_id 2, not_json 1)",
+// or "" when there are none.
+func byKind(m map[natsbridge.ImportErrorKind]uint64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(m))
+	for k, n := range m {
+		parts = append(parts, fmt.Sprintf("%s %d", k, n))
+	}
+	slices.Sort(parts)
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 // runNode runs one node against the NATS server at url until ctx ends: every
@@ -251,10 +279,13 @@ func runNode(ctx context.Context, w io.Writer, name, url string, every time.Dura
 			}
 		}
 	}
-	st := n.br.Stats()
-	out.printf("%s: exported %d, imported %d\n", name, st.Exported, st.Imported)
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
-	return errors.Join(err, n.close())
+	// Closing the bridge first makes its counters final.
+	err = errors.Join(err, n.close())
+	st := n.br.Stats()
+	out.printf("%s: exported %d, imported %d\n", name, st.Exported, st.Imported)
+	printStats(out, name, st)
+	return err
 }

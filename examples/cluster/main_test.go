@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/choiros/eventbus/natsbridge"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -37,6 +39,18 @@ func TestRun(t *testing.T) {
 	}
 	assert.Contains(t, text, "beta received 9 worker events from alpha: 3 spawned, 3 progress, 2 complete, 1 failed\n")
 	assert.Contains(t, text, "alpha exported 9, imported 0; beta imported 9, exported 0 (9 not sent back: loop prevention)\n")
+	assert.Contains(t, text, "alpha bridge: export: 9 exported, 0 looped, 0 errors, 0 dropped; "+
+		"import: 0 imported, 9 echoes, 0 duplicates, 0 filtered, 0 errors, 0 dropped\n")
+	assert.Contains(t, text, "beta bridge: export: 0 exported, 9 looped, 0 errors, 0 dropped; "+
+		"import: 9 imported, 0 echoes, 0 duplicates, 0 filtered, 0 errors, 0 dropped\n")
+}
+
+func TestPrintStats(t *testing.T) {
+	var buf bytes.Buffer
+	printStats(&syncWriter{w: &buf}, "x", natsbridge.Stats{Exported: 1200, ImportErrors: 3,
+		ImportErrorsByKind: map[natsbridge.ImportErrorKind]uint64{natsbridge.ImportNoID: 2, natsbridge.ImportEmpty: 1}})
+	assert.Equal(t, "x bridge: export: 1200 exported, 0 looped, 0 errors, 0 dropped; "+
+		"import: 0 imported, 0 echoes, 0 duplicates, 0 filtered, 3 errors (empty 1, no_id 2), 0 dropped\n", buf.String())
 }
 
 // lineWriter collects output and signals each write.
@@ -100,7 +114,8 @@ func TestRunNode(t *testing.T) {
 		require.NoError(t, <-errs)
 	}
 	assert.NotContains(t, outs["x"].String(), "from x/", "a node does not print its own events as remote")
-	assert.Regexp(t, `x: exported \d+, imported \d+\n$`, outs["x"].String())
+	assert.Regexp(t, `x: exported \d+, imported \d+\nx bridge: export: \d+ exported, \d+ looped, 0 errors, 0 dropped; `+
+		`import: \d+ imported, \d+ echoes, 0 duplicates, 0 filtered, 0 errors, 0 dropped\n$`, outs["x"].String())
 }
 
 func TestRunNodeBadName(t *testing.T) {

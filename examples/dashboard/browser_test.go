@@ -161,7 +161,7 @@ func (b *browser) screenshot(env string) {
 // dashState summarises window.__dash for failure messages.
 const dashState = `JSON.stringify(window.__dash ? {status: __dash.status, filter: __dash.filter, pending: __dash.pending,
 	cursor: __dash.cursor, seqs: __dash.seqs.slice(-30), gaps: __dash.gaps, reconnects: __dash.reconnects,
-	closeReason: __dash.closeReason, lastError: __dash.lastError} : null)`
+	closeReason: __dash.closeReason, lastError: __dash.lastError, epoch: __dash.epoch, resets: __dash.resets} : null)`
 
 const rowTopics = `Array.from(document.querySelectorAll('#events tbody tr')).map(tr => tr.dataset.topic)`
 
@@ -175,7 +175,9 @@ func seqsOf(events []eventbus.Event) []int64 {
 
 func TestBrowser(t *testing.T) {
 	b := newBrowser(t)
-	a := startApp(t, testConfig())
+	cfg := testConfig()
+	a, stop := startStoppableApp(t, cfg)
+	parent := t
 
 	// History published before the page loads.
 	var hist []eventbus.Event
@@ -278,6 +280,78 @@ func TestBrowser(t *testing.T) {
 		b.waitFor("the error", `document.getElementById('filter-error').textContent !== ''`)
 		assert.Contains(t, eval[string](b, `document.getElementById('filter-error').textContent`), "invalid pattern")
 		assert.Equal(t, "*", eval[string](b, `__dash.filter`), "the old filter stays")
+
+		b.do(10*time.Second, chromedp.Click(chromedp.ID("clear")))
+		assert.Empty(t, eval[string](b, `document.getElementById('filter-error').textContent`), "Clear clears the error")
+		assert.Equal(t, "*", eval[string](b, `document.getElementById('filter').value`))
+		assert.False(t, eval[bool](b, `document.getElementById('filter').classList.contains('invalid')`))
+		assert.Equal(t, "–", eval[string](b, `document.getElementById('stat-seq').textContent`), "no rows, no last Seq")
+	})
+
+	t.Run("numbers have thousands separators and LAST SEQ is the top row", func(t *testing.T) {
+		for range 1000 - a.bus.LastSeq() {
+			e, err := eventbus.NewEvent(eventbus.WorkerProgress, "test.bulk", nil, "test")
+			require.NoError(t, err)
+			require.NoError(t, a.bus.PublishAsync(t.Context(), e))
+		}
+		last := emit(t, a, "test.bulk.last")
+		b.waitFor("the bulk", fmt.Sprintf(`__dash.seqs.includes(%d)`, last.Seq))
+		want := thousands(last.Seq)
+		assert.Regexp(t, `^\d{1,3}(,\d{3})+$`, want)
+		b.waitFor("LAST SEQ", fmt.Sprintf(`document.getElementById('stat-seq').textContent === %q`, want))
+		assert.Equal(t, want, eval[string](b, `document.querySelector('#events tbody tr .c-seq').textContent`))
+	})
+
+	t.Run("a long payload wraps instead of being cut", func(t *testing.T) {
+		long := map[string]string{"text": strings.Repeat("lorem ipsum dolor sit amet ", 30)}
+		e, err := a.bus.Publisher("test").Emit(t.Context(), eventbus.FindingNew, "test.long", long)
+		require.NoError(t, err)
+		b.waitFor("the long event", fmt.Sprintf(`__dash.seqs.includes(%d)`, e.Seq))
+		row := fmt.Sprintf(`document.querySelector('#events tbody tr[data-seq="%d"] .payload')`, e.Seq)
+		assert.JSONEq(t, string(e.Payload), eval[string](b, row+`.textContent`), "the whole payload is in the row")
+		assert.True(t, eval[bool](b, row+`.scrollWidth <= `+row+`.clientWidth + 1`), "no text beyond the cell's right edge")
+		assert.Greater(t, eval[float64](b, row+`.getBoundingClientRect().height`), 20.0, "it wraps onto several lines")
+	})
+
+	t.Run("offline shows no rate", func(t *testing.T) {
+		a.setOffline(true)
+		b.waitFor("the page to notice", `__dash.status !== 'live'`)
+		b.waitFor("the rate to go", `document.getElementById('stat-rate').textContent === '—'`)
+		a.setOffline(false)
+		b.waitFor("live again", `__dash.status === 'live'`)
+		b.waitFor("a rate again", `document.getElementById('stat-rate').textContent !== '—'`)
+	})
+
+	t.Run("a server restart on a memory store shows a reset", func(t *testing.T) {
+		oldEpoch := a.bus.Epoch()
+		require.Equal(t, oldEpoch, eval[string](b, `__dash.epoch`))
+		require.Greater(t, eval[int](b, `__dash.cursor`), 1000)
+		stop()
+		b.waitFor("the page to notice", `__dash.status !== 'live'`)
+
+		cfg.addr = a.addr         // the same address: the page reconnects to the new server
+		a = startApp(parent, cfg) // serving until the end of TestBrowser
+		// Events published before the page reconnects: it can only know
+		// them from the new server's history.
+		a.setOffline(true)
+		require.NotEqual(t, oldEpoch, a.bus.Epoch())
+		first := []eventbus.Event{emit(t, a, "test.new.one"), emit(t, a, "test.new.two")}
+		a.setOffline(false)
+		b.waitFor("the reset", `__dash.resets === 1 && __dash.status === 'live'`)
+		assert.Equal(t, a.bus.Epoch(), eval[string](b, `__dash.epoch`))
+		assert.Contains(t, eval[string](b, `document.querySelector('#events tbody tr.notice').textContent`), "numbering reset")
+
+		// The new server's first events come from its history, above the
+		// notice; the old rows stay below it.
+		b.waitFor("the new history", `document.querySelector('#events tbody tr').dataset.seq === '2'`)
+		above := `Array.from(document.querySelectorAll('#events tbody tr')).slice(0, 3).map(tr => tr.className.includes('notice') ? 'notice' : tr.dataset.topic)`
+		assert.Equal(t, []string{"test.new.two", "test.new.one", "notice"}, eval[[]string](b, above))
+		assert.Equal(t, fmt.Sprint(first[1].Seq), eval[string](b, `document.getElementById('stat-seq').textContent`))
+
+		live := emit(t, a, "test.new.live")
+		b.waitFor("a live event after the reset", fmt.Sprintf(`__dash.seqs.includes(%d) && __dash.cursor === %d`, live.Seq, live.Seq))
+		assert.Equal(t, "3", eval[string](b, `document.querySelector('#events tbody tr').dataset.seq`))
+		b.waitFor("LAST SEQ", `document.getElementById('stat-seq').textContent === '3'`)
 	})
 
 	b.screenshot("EVENTBUS_SCREENSHOT")
@@ -306,4 +380,13 @@ func TestDemoScreenshot(t *testing.T) {
 	require.NoError(t, err)
 	b.screenshot("EVENTBUS_DEMO_SCREENSHOT")
 	assert.Empty(t, b.exceptions())
+}
+
+// thousands formats n as the page does: 12,345.
+func thousands(n uint64) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

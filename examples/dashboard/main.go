@@ -18,6 +18,12 @@ func main() {
 	flag.IntVar(&cfg.keep, "keep", cfg.keep, "with -db, how many events the file keeps")
 	flag.BoolVar(&cfg.demo, "demo", cfg.demo, "run demo workers that publish events")
 	flag.Float64Var(&cfg.speed, "speed", cfg.speed, "demo speed factor (1 is about 15 events/s)")
+	flag.Func("allow-host", "also answer requests for these `hosts` (comma-separated names or name:port; repeatable); "+
+		"by default only the listen address, localhost, 127.0.0.1 and [::1] with its port", func(v string) error {
+		hosts, err := parseAllowHosts(v)
+		cfg.allowHosts = append(cfg.allowHosts, hosts...)
+		return err
+	})
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -39,6 +45,9 @@ type config struct {
 	demo   bool
 	speed  float64
 	logger *slog.Logger
+	// allowHosts are the Host names (or name:port) answered besides the
+	// listen address and its loopback names.
+	allowHosts []string
 	// ready, if set, is called once the server is listening.
 	ready func(*app)
 }

@@ -6,9 +6,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +37,15 @@ func testConfig() config {
 // listens. The cleanup checks that run returned nil.
 func startApp(t *testing.T, cfg config) *app {
 	t.Helper()
+	a, _ := startStoppableApp(t, cfg)
+	return a
+}
+
+// startStoppableApp is startApp with a function that stops the dashboard
+// and waits until run has returned nil; the test's cleanup does the same if
+// it was not called.
+func startStoppableApp(t *testing.T, cfg config) (*app, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *app, 1)
 	cfg.ready = func(a *app) { ready <- a }
@@ -46,16 +58,20 @@ func startApp(t *testing.T, cfg config) *app {
 		cancel()
 		t.Fatalf("run: %v", err)
 	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			assert.NoError(t, err, "run")
-		case <-time.After(20 * time.Second):
-			t.Error("run did not return after its context ended")
-		}
-	})
-	return a
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				assert.NoError(t, err, "run")
+			case <-time.After(20 * time.Second):
+				t.Error("run did not return after its context ended")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return a, stop
 }
 
 func emit(t *testing.T, a *app, topic string) eventbus.Event {
@@ -106,8 +122,14 @@ func TestEventsAPI(t *testing.T) {
 				return
 			}
 			assert.Equal(t, "application/json", hdr.Get("Content-Type"))
-			var got struct{ Events []eventbus.Event }
+			var got struct {
+				Events  []eventbus.Event
+				Epoch   string
+				LastSeq uint64 `json:"last_seq"`
+			}
 			require.NoError(t, json.Unmarshal(body, &got))
+			assert.Equal(t, a.bus.Epoch(), got.Epoch)
+			assert.Equal(t, all[3].Seq, got.LastSeq)
 			seqs := []uint64{}
 			for _, e := range got.Events {
 				seqs = append(seqs, e.Seq)
@@ -205,4 +227,94 @@ func TestSQLiteHistory(t *testing.T) {
 	assert.Equal(t, e.Seq, got.Events[0].Seq)
 	next := emit(t, a, "worker.next.complete")
 	assert.Greater(t, next.Seq, e.Seq, "Seq continues after the stored events")
+}
+
+// TestHostCheck: only requests for this server's own names are answered,
+// so a page on another site rebound to 127.0.0.1 gets nothing: no page, no
+// history, no WebSocket.
+func TestHostCheck(t *testing.T) {
+	cfg := testConfig()
+	cfg.allowHosts = []string{"dash.example", "other.example:9000"}
+	a := startApp(t, cfg)
+	emit(t, a, "worker.secret.progress")
+	_, port, err := net.SplitHostPort(a.addr)
+	require.NoError(t, err)
+
+	tests := []struct {
+		host string
+		want int
+	}{
+		{a.addr, http.StatusOK},
+		{"localhost:" + port, http.StatusOK},
+		{"LocalHost:" + port, http.StatusOK},
+		{"[::1]:" + port, http.StatusOK},
+		{"dash.example", http.StatusOK},
+		{"dash.example:" + port, http.StatusOK},
+		{"other.example:9000", http.StatusOK},
+		{"evil.example", http.StatusMisdirectedRequest},
+		{"evil.example:" + port, http.StatusMisdirectedRequest},
+		{"localhost:1", http.StatusMisdirectedRequest},
+		{"localhost", http.StatusMisdirectedRequest},
+		{"127.0.0.1", http.StatusMisdirectedRequest},
+		{"other.example:9001", http.StatusMisdirectedRequest},
+		{"dash.example.evil.example", http.StatusMisdirectedRequest},
+	}
+	for _, tt := range tests {
+		for _, path := range []string{"/", "/app.js", "/api/events?pattern=*", "/api/info", "/ws"} {
+			t.Run(tt.host+path, func(t *testing.T) {
+				req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+a.addr+path, nil)
+				require.NoError(t, err)
+				req.Host = tt.host
+				if path == "/ws" {
+					req.Header.Set("Connection", "Upgrade")
+					req.Header.Set("Upgrade", "websocket")
+					req.Header.Set("Sec-WebSocket-Version", "13")
+					req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+				}
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				defer resp.Body.Close()
+				want := tt.want
+				if path == "/ws" && want == http.StatusOK {
+					// The body is the WebSocket connection: close it unread.
+					require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+					return
+				}
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+				require.Equal(t, want, resp.StatusCode, "%s", body)
+				if want == http.StatusMisdirectedRequest {
+					assert.Contains(t, string(body), "is not served here")
+					assert.Contains(t, string(body), "-allow-host")
+					assert.NotContains(t, string(body), "worker.secret")
+				}
+			})
+		}
+	}
+}
+
+func TestParseAllowHosts(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []string
+		wantErr bool
+	}{
+		{in: "dash.example", want: []string{"dash.example"}},
+		{in: "a.example, b.example:8080", want: []string{"a.example", "b.example:8080"}},
+		{in: "", wantErr: true},
+		{in: "a,,b", wantErr: true},
+		{in: "http://a.example", wantErr: true},
+		{in: "a example", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parseAllowHosts(tt.in)
+			if tt.wantErr {
+				require.Error(t, err)
+				assert.True(t, strings.HasPrefix(err.Error(), "-allow-host "), err.Error())
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
 }

@@ -30,6 +30,7 @@ type app struct {
 	addr      string
 	storeName string
 	demo      bool
+	hosts     hostCheck
 
 	wsConns sync.WaitGroup // running wsbridge connections
 
@@ -82,6 +83,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	a := &app{bus: bus, ws: ws, addr: ln.Addr().String(), storeName: storeName, demo: cfg.demo}
+	a.hosts = newHostCheck(a.addr, cfg.allowHosts)
 	a.gen, a.cancelGen = context.WithCancel(context.Background())
 
 	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
@@ -130,7 +132,7 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("GET /ws", a.serveWS)
 	mux.HandleFunc("GET /api/events", a.serveEvents)
 	mux.HandleFunc("GET /api/info", a.serveInfo)
-	return securityHeaders(mux)
+	return securityHeaders(a.hosts.wrap(mux))
 }
 
 // securityHeaders allows the page nothing from elsewhere.
@@ -183,7 +185,10 @@ const (
 )
 
 // serveEvents answers /api/events?pattern=…&limit=… with the newest
-// matching stored events, oldest first: {"events":[…]}.
+// matching stored events, oldest first, and the bus's epoch and last Seq:
+// {"events":[…],"epoch":"…","last_seq":N}. Every stored event matching the
+// pattern with Seq up to last_seq is in the answer or older than all of it,
+// so a page that loaded it resumes the stream with from=last_seq+1.
 func (a *app) serveEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit := defaultHistory
@@ -198,6 +203,12 @@ func (a *app) serveEvents(w http.ResponseWriter, r *http.Request) {
 	pattern := q.Get("pattern")
 	if pattern == "" {
 		pattern = "*"
+	}
+	// What the bus accepted up to last is in the store once Flush returns.
+	epoch, last := a.bus.Epoch(), a.bus.LastSeq()
+	if err := a.bus.Flush(r.Context()); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
 	}
 	events, err := a.bus.Query(r.Context(), eventbus.Query{Pattern: pattern, Limit: limit, Newest: true})
 	switch {
@@ -214,7 +225,7 @@ func (a *app) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if events == nil {
 		events = []eventbus.Event{}
 	}
-	writeJSON(w, map[string]any{"events": events})
+	writeJSON(w, map[string]any{"events": events, "epoch": epoch, "last_seq": last})
 }
 
 // serveInfo describes the server for the page's header.

@@ -1,9 +1,12 @@
 // eventbus live dashboard: plain browser JavaScript, no dependencies.
 //
 // It loads history from /api/events, then streams /ws (the wsbridge wire
-// protocol: {"type":"ready"|"event"|"ack"|"error"|"dropped", ...}). After a
-// lost connection it reconnects with from=<last Seq + 1>, so the store fills
-// the gap. Event data is only ever put into the page as text.
+// protocol: {"type":"ready"|"reset"|"event"|"ack"|"error"|"dropped", ...}).
+// After a lost connection it reconnects with from=<last Seq + 1> and the
+// epoch those Seqs belong to, so the store fills the gap; when the server's
+// numbering started again (a restart on a memory store) the server answers
+// "reset", and the page says so, forgets its Seqs and reloads the history.
+// Event data is only ever put into the page as text.
 'use strict';
 
 (() => {
@@ -11,6 +14,7 @@
   const MAX_SEQS = 20000;      // Seqs remembered for de-duplication and tests
   const CHART_SECONDS = 60;
   const HISTORY = 200;         // events loaded from the store
+  const MAX_PAYLOAD = 4000;    // payload characters shown in a row
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -29,7 +33,10 @@
     pending: null,         // {pattern, old, id} while a filter change waits for its ack
     historyLoading: false,
     canResume: false,      // the store answered, so from= works
-    cursor: 0,             // highest Seq received: the resume point
+    cursor: 0,             // highest Seq received or covered by the history: the resume point
+    epoch: '',             // the server's Seq numbering that cursor belongs to
+    gen: 0,                // how many resets the page has seen; orders rows of earlier numberings below
+    resets: 0,
     gapBase: 0,            // highest Seq received for the current filter (gap detection, "*" only)
     seqs: [],              // Seqs received over the WebSocket, in arrival order
     total: 0, gaps: 0, dropped: 0, reconnects: 0, failures: 0,
@@ -74,6 +81,7 @@
     }[s];
     el.statusText.textContent = text;
     el.status.title = detail || '';
+    renderStats();
   }
 
   // ---- WebSocket
@@ -81,20 +89,25 @@
     const u = new URL('ws', location.href);
     u.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
     u.searchParams.append('pattern', state.filter);
-    if (state.canResume) u.searchParams.set('from', String(state.cursor + 1));
+    if (state.canResume) {
+      u.searchParams.set('from', String(state.cursor + 1));
+      if (state.epoch) u.searchParams.set('epoch', state.epoch);
+    }
     return u;
   }
 
   function connect() {
     clearTimeout(retryTimer);
     setStatus(connectedOnce ? (state.failures >= 3 ? 'offline' : 'reconnecting') : 'connecting', state.closeReason);
-    const sock = new WebSocket(wsURL());
+    const url = wsURL();
+    const sock = new WebSocket(url);
+    sock.resuming = url.searchParams.has('from');
     ws = sock;
     sock.onmessage = (m) => {
       if (ws !== sock) return;
       let msg;
       try { msg = JSON.parse(m.data); } catch { return; }
-      onMessage(msg);
+      onMessage(msg, sock);
     };
     sock.onclose = (ev) => {
       if (ws !== sock) return;
@@ -121,13 +134,19 @@
     backoff = Math.min(backoff * 2, 3000);
   }
 
-  function onMessage(m) {
+  function onMessage(m, sock) {
     switch (m.type) {
       case 'ready':
         connectedOnce = true;
         state.failures = 0;
         backoff = 250;
         setStatus('live', 'patterns: ' + (m.patterns || []).join(', '));
+        if (!state.epoch) state.epoch = m.epoch || '';
+        else if (m.epoch && m.epoch !== state.epoch && !sock.resuming) resetNumbering(m.epoch);
+        // A resuming connection whose epoch differs gets a reset next.
+        break;
+      case 'reset':
+        resetNumbering(m.epoch || '');
         break;
       case 'event':
         accept(m.event, true);
@@ -162,6 +181,23 @@
     if (seenOrder.length > MAX_SEQS) seen.delete(seenOrder.shift());
   }
 
+  // resetNumbering: the server numbers its events anew (it restarted on a
+  // memory store, or the page's Seq was beyond its last). The page says so
+  // in a row, forgets the Seqs it knew (they name other events now) and
+  // loads the new server's history; rows of the old numbering stay below.
+  function resetNumbering(epoch) {
+    state.epoch = epoch;
+    state.resets++;
+    state.gen++;
+    state.cursor = 0;
+    state.gapBase = 0;
+    seen.clear();
+    seenOrder.length = 0;
+    addNotice('server restarted — numbering reset · older rows below are from before');
+    renderStats();
+    loadHistory(state.filter);
+  }
+
   function accept(e, live) {
     if (!e || !globMatch(state.filter, e.topic)) return; // e.g. in flight for the old pattern
     if (e.seq && seen.has(e.seq)) return; // e.g. both in the history and live
@@ -186,7 +222,7 @@
     if (live && state.paused) {
       state.held.push([e, gap]);
       if (state.held.length > MAX_ROWS) state.held.shift();
-      el.pausedNote.textContent = `paused · ${state.held.length} new`;
+      el.pausedNote.textContent = `paused · ${num(state.held.length)} new`;
     } else {
       addRow(e, live, gap);
     }
@@ -195,6 +231,8 @@
   }
 
   function pad(n, w = 2) { return String(n).padStart(w, '0'); }
+  // num formats a count or a Seq with thousands separators, the same everywhere.
+  function num(n) { return Number(n).toLocaleString('en-US'); }
   function clock(ts) {
     const d = new Date(ts);
     if (Number.isNaN(d.getTime())) return '';
@@ -209,15 +247,42 @@
     return td;
   }
 
+  // order sorts rows: newest numbering first, then by Seq.
+  function order(seq) { return state.gen * 1e12 + seq; }
+
+  // insertRow puts tr in descending order; live events almost always go on top.
+  function insertRow(tr) {
+    const o = Number(tr.dataset.order);
+    let at = el.tbody.firstElementChild;
+    while (at && Number(at.dataset.order) > o) at = at.nextElementSibling;
+    el.tbody.insertBefore(tr, at);
+    while (el.tbody.childElementCount > MAX_ROWS) el.tbody.lastElementChild.remove();
+    el.empty.hidden = true;
+    renderSeq();
+  }
+
+  function addNotice(text) {
+    const tr = document.createElement('tr');
+    tr.className = 'notice';
+    tr.dataset.seq = '0';
+    tr.dataset.order = String(order(0));
+    const td = document.createElement('td');
+    td.colSpan = 6;
+    td.textContent = `${clock(new Date().toISOString())}  ${text}`;
+    tr.appendChild(td);
+    insertRow(tr);
+  }
+
   function addRow(e, live, gap) {
     const tr = document.createElement('tr');
     tr.dataset.seq = String(e.seq || 0);
+    tr.dataset.order = String(order(e.seq || 0));
     tr.dataset.topic = e.topic;
     if (!live) tr.className = 'hist';
     else tr.className = 'new';
     if (gap) {
       tr.classList.add('gap');
-      tr.title = `${gap} event(s) missed before this one`;
+      tr.title = `${num(gap)} event(s) missed before this one`;
     }
     const badge = document.createElement('span');
     badge.className = 'badge';
@@ -226,27 +291,30 @@
     const typeCell = document.createElement('td');
     typeCell.className = 'c-type';
     typeCell.appendChild(badge);
-    const payload = JSON.stringify(e.payload);
+    const payload = JSON.stringify(e.payload) ?? 'null';
+    // The payload wraps (and scrolls within its cell when long): never cut
+    // at the column's edge.
+    const payloadCell = cell('c-payload', '');
+    const pre = document.createElement('div');
+    pre.className = 'payload';
+    pre.textContent = payload.length > MAX_PAYLOAD ? payload.slice(0, MAX_PAYLOAD) + '…' : payload;
+    payloadCell.appendChild(pre);
+    const md = e.metadata ? Object.entries(e.metadata).map(([k, v]) => `${k}: ${v}`).join('\n') : '';
     tr.append(
-      cell('c-seq', e.seq ? String(e.seq) : ''),
+      cell('c-seq', e.seq ? num(e.seq) : ''),
       cell('c-time', clock(e.timestamp), e.timestamp),
       typeCell,
       cell('c-topic', e.topic, e.topic),
-      cell('c-source', e.source || '', (e.source || '') + (e.correlation_id ? ' · ' + e.correlation_id : '')),
-      cell('c-payload', payload.length > 200 ? payload.slice(0, 200) + '…' : payload, payload.slice(0, 2000)),
+      cell('c-source', e.source || '', (e.source || '') + (e.correlation_id ? ' · ' + e.correlation_id : '') + (md ? '\n' + md : '')),
+      payloadCell,
     );
-    // Keep rows in descending Seq order; live events almost always go on top.
-    const seq = e.seq || 0;
-    let at = el.tbody.firstElementChild;
-    while (at && Number(at.dataset.seq) > seq) at = at.nextElementSibling;
-    el.tbody.insertBefore(tr, at);
-    while (el.tbody.childElementCount > MAX_ROWS) el.tbody.lastElementChild.remove();
-    el.empty.hidden = true;
+    insertRow(tr);
   }
 
   function clearTable() {
     el.tbody.replaceChildren();
     el.empty.hidden = false;
+    renderSeq();
     state.held = [];
     el.pausedNote.hidden = !state.paused;
     el.pausedNote.textContent = 'paused';
@@ -260,8 +328,17 @@
       if (!r.ok) return false;
       const body = await r.json();
       if (pattern !== state.filter) return true; // the filter changed meanwhile
+      if (body.epoch && state.epoch && body.epoch !== state.epoch) {
+        // The server restarted since the page last heard from it: the
+        // stream's reconnect will say so and load the history again.
+        return false;
+      }
+      if (body.epoch) state.epoch = body.epoch;
       const events = body.events || [];
       for (let i = events.length - 1; i >= 0; i--) accept(events[i], false);
+      // Every matching event up to last_seq is in the answer (or older
+      // than all of it): the stream resumes after it.
+      state.cursor = Math.max(state.cursor, body.last_seq || 0);
       state.canResume = true;
       return true;
     } catch {
@@ -322,21 +399,35 @@
     clearTable();
     state.counts.clear();
     state.total = 0;
+    el.filter.value = state.filter;
+    showFilterError('');
     dirty = true;
   });
 
   // ---- rendering: stats, types and chart, a few times a second
+  // renderSeq shows the Seq of the top row (none above a reset notice), so
+  // LAST SEQ always names the newest row of the table.
+  function renderSeq() {
+    const top = el.tbody.firstElementChild;
+    const seq = top ? Number(top.dataset.seq) : 0;
+    el.seq.textContent = seq ? num(seq) : '–';
+  }
+
   function renderStats() {
-    el.total.textContent = state.total.toLocaleString();
-    el.seq.textContent = state.cursor ? String(state.cursor) : '–';
-    el.gaps.textContent = state.gaps.toLocaleString();
+    el.total.textContent = num(state.total);
+    renderSeq();
+    el.gaps.textContent = num(state.gaps);
     el.gaps.className = state.gaps ? 'bad' : 'ok';
-    el.gaps.title = state.dropped ? `${state.dropped} dropped by the server` : '';
-    el.reconnects.textContent = String(state.reconnects);
+    el.gaps.title = state.dropped ? `${num(state.dropped)} dropped by the server or no longer stored` : '';
+    el.reconnects.textContent = num(state.reconnects);
+    if (state.status !== 'live') {
+      el.rate.textContent = '—'; // nothing arrives while offline: no rate to show
+      return;
+    }
     const now = Math.floor(Date.now() / 1000);
     let sum = 0;
     for (let s = now - 5; s < now; s++) sum += buckets.get(s) || 0;
-    el.rate.textContent = (sum / 5).toFixed(1);
+    el.rate.textContent = (sum / 5).toLocaleString('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 });
   }
 
   function renderTypes() {
@@ -356,7 +447,7 @@
       bar.appendChild(fill);
       const count = document.createElement('span');
       count.className = 'n';
-      count.textContent = n.toLocaleString();
+      count.textContent = num(n);
       li.append(badge, bar, count);
       return li;
     });
@@ -384,7 +475,7 @@
     const peak = Math.max(...values, 1);
     const top = niceCeil(peak);
 
-    const left = 34, right = 6, topPad = 8, bottom = 18;
+    const left = 46, right = 6, topPad = 8, bottom = 18;
     const pw = w - left - right, ph = h - topPad - bottom;
 
     // grid and labels
@@ -397,7 +488,7 @@
     for (const f of [0, 0.5, 1]) {
       const y = Math.round(topPad + ph - f * ph) + 0.5;
       g.beginPath(); g.moveTo(left, y); g.lineTo(w - right, y); g.stroke();
-      g.fillText(String(Math.round(top * f)), left - 6, y);
+      g.fillText(num(Math.round(top * f)), left - 6, y);
     }
     g.textAlign = 'center';
     g.textBaseline = 'top';
