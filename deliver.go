@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"fmt"
+	"runtime"
 	"time"
 )
 
@@ -131,12 +132,17 @@ func (l *loop) overflow(s *Subscription, it *item, n *counts) bool {
 	}
 	switch s.overflow {
 	case DropOldest:
-		if s.evictOldest() {
-			l.lost(s, n)
+		if !s.evictOldest() {
+			break // nothing to evict: the new one is lost
 		}
-		if s.trySend(&it.e, it.at) {
-			return true
+		l.lost(s, n)
+		// There is room now. The pump may count the event it has just
+		// put into C twice for a moment: the room shows once it has
+		// settled, which takes it no longer than taking the lock.
+		for !s.trySend(&it.e, it.at) {
+			runtime.Gosched()
 		}
+		return true
 	case Disconnect:
 		l.end(s, ErrSlowConsumer)
 		s.dropped.Add(1)

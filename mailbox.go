@@ -136,6 +136,11 @@ func (m *mailbox) pushLocked(e *Event, at int64) (ok, startPump bool) {
 // pump or the runner makes the room and tells it (made).
 func (m *mailbox) waitRoom(target int, stop <-chan time.Time, abort, done <-chan struct{}) bool {
 	for !m.roomNow(target) {
+		if m.backlogInOut() {
+			// Nothing left behind out: only its reader makes room now,
+			// and it tells nobody. The caller waits on out instead.
+			return true
+		}
 		select {
 		case <-m.room:
 		case <-stop:
@@ -168,10 +173,16 @@ func (m *mailbox) roomNow(target int) bool {
 	return false
 }
 
-// made tells a waiting sender when the room it waits for has been made.
-// The pump and the runner call it after taking an event.
+// made tells a waiting sender when the room it waits for has been made,
+// or when the pump has emptied queue (then only the reader of out can
+// make more, and the sender must wait on out itself). The pump and the
+// runner call it after taking events.
 func (m *mailbox) made() {
-	if t := m.roomAt.Load(); t > 0 && int64(m.pending()) < t && m.roomAt.CompareAndSwap(t, 0) {
+	t := m.roomAt.Load()
+	if t == 0 || (int64(m.pending()) >= t && m.queued.Load() > 0) {
+		return
+	}
+	if m.roomAt.CompareAndSwap(t, 0) {
 		select {
 		case m.room <- struct{}{}:
 		default:
@@ -221,9 +232,11 @@ func (m *mailbox) evictOldest() bool {
 	m.mu.Lock()
 	evicted := m.evictLocked()
 	m.mu.Unlock()
-	if evicted || m.out == nil || m.queued.Load() > 0 {
-		return evicted // the pump holds the rest: nothing to evict
+	if evicted || m.out == nil {
+		return evicted
 	}
+	// Nothing behind out but what the pump is sending: the oldest are in
+	// out itself.
 	select {
 	case <-m.out:
 		return true
