@@ -383,6 +383,7 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 		m.mu.Unlock()
 		select {
 		case m.out <- head:
+
 			m.mu.Lock()
 			m.sending = false
 			m.queue.dropFront()
