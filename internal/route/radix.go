@@ -151,23 +151,54 @@ func (r *radix[V]) prefixesOf(s string, rev bool, fn func(*V)) {
 // under calls fn with the value of every key that starts with p, in no
 // particular order. It costs O(len(p)) steps plus one per node below.
 func (r *radix[V]) under(p string, fn func(*V)) {
+	if n := r.find(p); n != nil {
+		n.walk(fn)
+	}
+}
+
+// find returns the highest node whose keys all start with p and that
+// holds every such key, or nil if there is none.
+func (r *radix[V]) find(p string) *rnode[V] {
 	n := &r.root
 	for p != "" {
 		_, c := n.child(p[0])
 		if c == nil {
-			return
+			return nil
 		}
 		l := commonPrefix(c.label, p)
 		if l == len(p) {
-			n = c
-			break
+			return c
 		}
 		if l < len(c.label) {
-			return
+			return nil
 		}
 		n, p = c, p[l:]
 	}
-	n.walk(fn)
+	return n
+}
+
+// count returns the number of keys that start with p, or limit if there
+// are more. It costs O(len(p)+limit) steps.
+func (r *radix[V]) count(p string, limit int) int {
+	n := r.find(p)
+	if n == nil {
+		return 0
+	}
+	k := 0
+	n.countTo(&k, limit)
+	return k
+}
+
+func (n *rnode[V]) countTo(k *int, limit int) {
+	if *k >= limit {
+		return
+	}
+	if n.set {
+		*k++
+	}
+	for _, c := range n.kids {
+		c.countTo(k, limit)
+	}
 }
 
 // walk calls fn with every value in the subtree of n.

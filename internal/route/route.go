@@ -58,6 +58,7 @@ type Index[S comparable] struct {
 	n     int         // subscriptions (subscriber, pattern)
 
 	cacheSize int
+	eagerMax  int // see touch
 	cache     map[string]*entry[S]
 	cachePre  radix[*entry[S]] // cached topics
 	cacheSuf  radix[*entry[S]] // cached topics, reversed
@@ -84,18 +85,42 @@ type pat[S comparable] struct {
 	kind kind
 	pre  string // glob: literal prefix; below: "k."
 	suf  string // glob: literal suffix
+	rsuf string // suf reversed
 	// inSuf says a glob is filed under its suffix (it is longer than the
 	// prefix); residual globs have neither.
 	inSuf bool
 	slot  int // glob: position in its radix list or the residual list
-	subs  set[S]
+	// need holds the bytes of a glob's literal text: a topic lacking one
+	// of them cannot match, and that check is cheaper than Match.
+	need byteSet
+	subs set[S]
+}
+
+// byteSet is a set of bytes modulo 128: a filter, not an exact set.
+type byteSet [2]uint64
+
+// bytesOf returns the set of the bytes of s other than '*' and '?'.
+func bytesOf(s string) byteSet {
+	var b byteSet
+	for i := 0; i < len(s); i++ {
+		if c := s[i] & 127; c != '*' && c != '?' {
+			b[c>>6] |= 1 << (c & 63)
+		}
+	}
+	return b
+}
+
+// lacks reports whether some byte of need is not in b.
+func (b byteSet) lacks(need byteSet) bool {
+	return need[0]&^b[0] != 0 || need[1]&^b[1] != 0
 }
 
 // residual reports whether p is a glob with no literal prefix or suffix.
 func (p *pat[S]) residual() bool { return p.kind == kindGlob && p.pre == "" && p.suf == "" }
 
-// matches reports whether the valid topic matches p.
-func (p *pat[S]) matches(topic string) bool {
+// matches reports whether the valid topic, whose bytes are in has,
+// matches p.
+func (p *pat[S]) matches(topic string, has byteSet) bool {
 	switch p.kind {
 	case kindAll:
 		return true
@@ -104,7 +129,7 @@ func (p *pat[S]) matches(topic string) bool {
 	case kindBelow:
 		return strings.HasPrefix(topic, p.pre) && len(topic) > len(p.pre)
 	}
-	return len(topic) >= len(p.pre)+len(p.suf) &&
+	return len(topic) >= len(p.pre)+len(p.suf) && !has.lacks(p.need) &&
 		strings.HasPrefix(topic, p.pre) && strings.HasSuffix(topic, p.suf) &&
 		Match(p.src, topic)
 }
@@ -113,15 +138,18 @@ func (p *pat[S]) matches(topic string) bool {
 type entry[S comparable] struct {
 	topic string
 	rev   string // topic reversed
-	subs  []S    // shared with callers: replaced, never modified
+	has   byteSet
+	// subs is shared with callers up to its length: never modified there,
+	// only appended to or replaced.
+	subs []S
 	// counts[i] is how many patterns of subs[i] match topic; nil means 1
 	// each.
 	counts []int32
 	seq    uint64 // the change log is replayed up to here
 }
 
-// change is a change of a "*" or residual pattern, replayed by cache
-// entries when they are next routed.
+// change is a logged change of a pattern, replayed by cache entries when
+// they are next routed.
 type change[S comparable] struct {
 	p     *pat[S]
 	s     S
@@ -139,6 +167,7 @@ func New[S comparable](cacheSize int) *Index[S] {
 		below:     make(map[string]*pat[S]),
 		subs:      make(map[S]int32),
 		cacheSize: max(cacheSize, 0),
+		eagerMax:  eagerMax,
 		cache:     make(map[string]*entry[S]),
 	}
 }
@@ -159,6 +188,8 @@ func classify[S comparable](src string) *pat[S] {
 		p.pre = src[:first]
 		p.suf = src[strings.LastIndexAny(src, "*?")+1:]
 		p.inSuf = len(p.suf) > len(p.pre)
+		p.rsuf = reverse(p.suf)
+		p.need = bytesOf(src)
 	}
 	return p
 }
@@ -219,7 +250,7 @@ func (x *Index[S]) insert(p *pat[S]) {
 		case p.residual():
 			list = &x.residual
 		case p.inSuf:
-			list = x.suffixes.slot(reverse(p.suf))
+			list = x.suffixes.slot(p.rsuf)
 		default:
 			list = x.prefixes.slot(p.pre)
 		}
@@ -244,7 +275,7 @@ func (x *Index[S]) drop(p *pat[S]) {
 		case p.residual():
 			list = &x.residual
 		case p.inSuf:
-			tree, key = &x.suffixes, reverse(p.suf)
+			tree, key = &x.suffixes, p.rsuf
 			list = tree.get(key)
 		default:
 			tree, key = &x.prefixes, p.pre
@@ -262,38 +293,55 @@ func (x *Index[S]) drop(p *pat[S]) {
 }
 
 // touch brings the route cache up to date with s gaining (delta 1) or
-// losing (delta -1) pattern p.
+// losing (delta -1) pattern p. A change that may concern at most eagerMax
+// cached topics updates them now; one that may concern more ("*", a
+// residual glob, a pattern whose literal many cached topics share) is
+// logged, and each cached topic replays it when next routed, so the work
+// follows the topics routed, not the size of the cache.
 func (x *Index[S]) touch(p *pat[S], s S, delta int32) {
 	if len(x.cache) == 0 {
 		return
 	}
-	apply := func(e **entry[S]) {
-		if p.matches((*e).topic) {
-			(*e).add(s, delta)
-		}
-	}
+	var tree *radix[*entry[S]]
+	var key string
 	switch {
-	case p.kind == kindAll || p.residual():
-		x.log = append(x.log, change[S]{p: p, s: s, delta: delta})
-		if len(x.log) > maxLog {
-			// Forget the older half: entries still behind it are
-			// recomputed when next routed.
-			half := len(x.log) / 2
-			n := copy(x.log, x.log[half:])
-			clear(x.log[n:])
-			x.log = x.log[:n]
-			x.logBase += uint64(half)
-		}
 	case p.kind == kindExact:
 		if e := x.cache[p.src]; e != nil {
 			e.add(s, delta)
 		}
-	case p.kind == kindBelow:
-		x.cachePre.under(p.pre, func(e **entry[S]) { (*e).add(s, delta) })
+		return
+	case p.kind == kindAll || p.residual():
 	case p.inSuf:
-		x.cacheSuf.under(reverse(p.suf), apply)
-	default:
-		x.cachePre.under(p.pre, apply)
+		tree, key = &x.cacheSuf, p.rsuf
+	default: // below, or a glob filed by its prefix
+		tree, key = &x.cachePre, p.pre
+	}
+	if tree == nil || tree.count(key, x.eagerMax+1) > x.eagerMax {
+		x.logChange(p, s, delta)
+		return
+	}
+	tree.under(key, func(e **entry[S]) {
+		if p.matches((*e).topic, (*e).has) {
+			(*e).add(s, delta)
+		}
+	})
+}
+
+// eagerMax is the most cached topics a change updates at once (tests
+// vary it per index).
+const eagerMax = 32
+
+// logChange appends a change to the log, forgetting the older half of the
+// log when it is full: entries still behind it are recomputed when next
+// routed.
+func (x *Index[S]) logChange(p *pat[S], s S, delta int32) {
+	x.log = append(x.log, change[S]{p: p, s: s, delta: delta})
+	if len(x.log) > maxLog {
+		half := len(x.log) / 2
+		n := copy(x.log, x.log[half:])
+		clear(x.log[n:])
+		x.log = x.log[:n]
+		x.logBase += uint64(half)
 	}
 }
 
@@ -316,7 +364,7 @@ func (x *Index[S]) Route(topic string) []S {
 	if e.seq != x.seq() {
 		x.replay(e)
 	}
-	return e.subs
+	return e.subs[:len(e.subs):len(e.subs)]
 }
 
 // fill computes, caches and returns the route of a topic not in the cache.
@@ -324,13 +372,19 @@ func (x *Index[S]) fill(topic string) []S {
 	if len(x.cache) >= x.cacheSize {
 		x.evict()
 	}
-	topic = strings.Clone(topic)
-	e := &entry[S]{topic: topic, rev: reverse(topic), seq: x.seq()}
-	e.subs, e.counts = x.resolve(topic)
+	// One allocation holds the topic and its reverse.
+	b := make([]byte, 2*len(topic))
+	for i := range len(topic) {
+		b[i], b[len(b)-1-i] = topic[i], topic[i]
+	}
+	both := string(b)
+	topic = both[:len(topic)]
+	e := &entry[S]{topic: topic, rev: both[len(topic):], has: bytesOf(topic), seq: x.seq()}
+	e.subs, e.counts = x.resolve(topic, e.has)
 	x.cache[topic] = e
 	*x.cachePre.slot(topic) = e
 	*x.cacheSuf.slot(e.rev) = e
-	return e.subs
+	return e.subs[:len(e.subs):len(e.subs)]
 }
 
 // evict drops a quarter of the cache, at random.
@@ -352,13 +406,22 @@ func (x *Index[S]) evict() {
 	}
 }
 
+// dropCache empties the route cache (for benchmarks).
+func (x *Index[S]) dropCache() {
+	clear(x.cache)
+	x.cachePre, x.cacheSuf = radix[*entry[S]]{}, radix[*entry[S]]{}
+	x.logBase += uint64(len(x.log))
+	clear(x.log)
+	x.log = x.log[:0]
+}
+
 // replay brings a cache entry up to date with the change log.
 func (x *Index[S]) replay(e *entry[S]) {
 	if e.seq < x.logBase {
-		e.subs, e.counts = x.resolve(e.topic)
+		e.subs, e.counts = x.resolve(e.topic, e.has)
 	} else {
 		for _, c := range x.log[e.seq-x.logBase:] {
-			if c.p.matches(e.topic) {
+			if c.p.matches(e.topic, e.has) {
 				e.add(c.s, c.delta)
 			}
 		}
@@ -367,7 +430,9 @@ func (x *Index[S]) replay(e *entry[S]) {
 }
 
 // add records that one more (delta 1) or one fewer (delta -1) pattern of s
-// matches the entry's topic, replacing subs if s joins or leaves it.
+// matches the entry's topic, replacing subs if s joins or leaves it. Routes
+// are handed out capped at their length, so s may join by appending into
+// spare capacity no caller can see; leaving copies.
 func (e *entry[S]) add(s S, delta int32) {
 	i := slices.Index(e.subs, s)
 	if delta > 0 {
@@ -375,10 +440,12 @@ func (e *entry[S]) add(s S, delta int32) {
 			e.countsFor()[i]++
 			return
 		}
-		subs := make([]S, len(e.subs)+1)
-		copy(subs, e.subs)
-		subs[len(e.subs)] = s
-		e.subs = subs
+		if len(e.subs) == cap(e.subs) {
+			subs := make([]S, len(e.subs), len(e.subs)+len(e.subs)/4+2)
+			copy(subs, e.subs)
+			e.subs = subs
+		}
+		e.subs = append(e.subs, s)
 		if e.counts != nil {
 			e.counts = append(e.counts, 1)
 		}
@@ -395,7 +462,7 @@ func (e *entry[S]) add(s S, delta int32) {
 		e.subs, e.counts = nil, nil
 		return
 	}
-	subs := make([]S, len(e.subs)-1)
+	subs := make([]S, len(e.subs)-1, len(e.subs)+len(e.subs)/4+1)
 	copy(subs, e.subs[:i])
 	copy(subs[i:], e.subs[i+1:])
 	e.subs = subs
@@ -419,7 +486,7 @@ func (e *entry[S]) countsFor() []int32 {
 // once, without using or filling the route cache.
 func (x *Index[S]) Lookup(topic string, dst []S) []S {
 	start := len(dst)
-	dst = x.collect(topic, dst)
+	dst = x.collect(topic, bytesOf(topic), dst)
 	if x.multi > 0 && len(dst)-start > 1 {
 		out, _ := x.dedup(dst[start:], false)
 		dst = append(dst[:start], out...)
@@ -429,8 +496,8 @@ func (x *Index[S]) Lookup(topic string, dst []S) []S {
 
 // resolve computes the route of topic as a new slice, with counts if some
 // subscriber has several patterns.
-func (x *Index[S]) resolve(topic string) ([]S, []int32) {
-	buf := x.collect(topic, x.scratch[:0])
+func (x *Index[S]) resolve(topic string, has byteSet) ([]S, []int32) {
+	buf := x.collect(topic, has, x.scratch[:0])
 	defer func() {
 		clear(buf)
 		x.scratch = buf[:0]
@@ -472,7 +539,7 @@ func (x *Index[S]) dedup(buf []S, withCounts bool) ([]S, []int32) {
 
 // collect appends to dst the subscribers of every pattern matching topic,
 // a subscriber once per matching pattern.
-func (x *Index[S]) collect(topic string, dst []S) []S {
+func (x *Index[S]) collect(topic string, has byteSet, dst []S) []S {
 	if p := x.pats[topic]; p != nil && p.kind == kindExact {
 		dst = p.subs.appendTo(dst)
 	}
@@ -490,7 +557,7 @@ func (x *Index[S]) collect(topic string, dst []S) []S {
 	}
 	globs := func(list *[]*pat[S]) {
 		for _, p := range *list {
-			if p.matches(topic) {
+			if p.matches(topic, has) {
 				dst = p.subs.appendTo(dst)
 			}
 		}

@@ -252,6 +252,8 @@ func TestIndexModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		size := rapid.SampledFrom([]int{0, 1, 4, 4096}).Draw(t, "cacheSize")
 		sm := &indexMachine{x: New[int](size), m: model{}}
+		// 0: every change is logged; 2: some are; 32: as in use.
+		sm.x.eagerMax = rapid.SampledFrom([]int{0, 2, eagerMax}).Draw(t, "eagerMax")
 		t.Repeat(rapid.StateMachineActions(sm))
 	})
 }
@@ -272,6 +274,7 @@ func TestIndexSharedRoutes(t *testing.T) {
 				x.Remove(p, s)
 			}
 			r := x.Route(topicGen().Draw(t, "topic"))
+			require.Equal(t, len(r), cap(r), "a route is capped, so appending to it cannot write into the index")
 			routes = append(routes, held{r, slices.Clone(r)})
 		}
 		for _, h := range routes {
@@ -320,6 +323,8 @@ func TestRadixModel(t *testing.T) {
 				}
 			}
 			require.ElementsMatch(t, want, got, "under(%q)", q)
+			limit := rapid.IntRange(0, 5).Draw(t, "limit")
+			require.Equal(t, min(len(want), limit), r.count(q, limit), "count(%q, %d)", q, limit)
 			for k, v := range m {
 				require.Equal(t, v, *r.get(k))
 			}
