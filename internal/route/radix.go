@@ -1,5 +1,10 @@
 package route
 
+import (
+	"bytes"
+	"slices"
+)
+
 // radix is a path-compressed byte trie from string keys to values. The
 // zero value is an empty tree. Keys are compared byte by byte; a tree of
 // reversed keys serves suffix queries (see prefixesOf's rev).
@@ -10,51 +15,60 @@ type radix[V any] struct {
 // rnode is one node: the edge label leading to it, its children sorted by
 // the first byte of their labels, and a value if a key ends here.
 type rnode[V any] struct {
-	label string
-	kids  []*rnode[V]
-	val   V
-	set   bool
+	label  string
+	first  []byte // first[i] == kids[i].label[0], kept apart to search without loading the kids
+	kids   []*rnode[V]
+	parent *rnode[V] // nil for the root
+	val    V
+	set    bool
 }
 
 // child returns the index of the child whose label starts with c, and the
 // child, or the index where such a child would go and nil.
 func (n *rnode[V]) child(c byte) (int, *rnode[V]) {
-	lo, hi := 0, len(n.kids)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if n.kids[m].label[0] < c {
-			lo = m + 1
-		} else {
-			hi = m
-		}
+	if i := bytes.IndexByte(n.first, c); i >= 0 {
+		return i, n.kids[i]
 	}
-	if lo < len(n.kids) && n.kids[lo].label[0] == c {
-		return lo, n.kids[lo]
+	i := 0
+	for i < len(n.first) && n.first[i] < c {
+		i++
 	}
-	return lo, nil
+	return i, nil
+}
+
+// kid returns the child whose label starts with c, or nil.
+func (n *rnode[V]) kid(c byte) *rnode[V] {
+	if i := bytes.IndexByte(n.first, c); i >= 0 {
+		return n.kids[i]
+	}
+	return nil
 }
 
 // slot returns the value stored at key, adding key (with a zero value) if
 // it is absent. key must not be empty.
-func (r *radix[V]) slot(key string) *V {
+func (r *radix[V]) slot(key string) *V { return &r.node(key).val }
+
+// node returns the node of key, adding key (with a zero value) if it is
+// absent. key must not be empty. The node stays the node of key until key
+// is deleted.
+func (r *radix[V]) node(key string) *rnode[V] {
 	n := &r.root
 	for {
 		if key == "" {
 			n.set = true
-			return &n.val
+			return n
 		}
 		i, c := n.child(key[0])
 		if c == nil {
-			c = &rnode[V]{label: key, set: true}
-			n.kids = append(n.kids, nil)
-			copy(n.kids[i+1:], n.kids[i:])
-			n.kids[i] = c
-			return &c.val
+			c = &rnode[V]{label: key, set: true, parent: n}
+			n.kids = slices.Insert(n.kids, i, c)
+			n.first = slices.Insert(n.first, i, key[0])
+			return c
 		}
 		l := commonPrefix(c.label, key)
 		if l < len(c.label) {
-			mid := &rnode[V]{label: c.label[:l], kids: []*rnode[V]{c}}
-			c.label = c.label[l:]
+			mid := &rnode[V]{label: c.label[:l], first: []byte{c.label[l]}, kids: []*rnode[V]{c}, parent: n}
+			c.label, c.parent = c.label[l:], mid
 			n.kids[i] = mid
 			c = mid
 		}
@@ -66,7 +80,7 @@ func (r *radix[V]) slot(key string) *V {
 func (r *radix[V]) get(key string) *V {
 	n := &r.root
 	for key != "" {
-		_, c := n.child(key[0])
+		c := n.kid(key[0])
 		if c == nil || len(c.label) > len(key) || key[:len(c.label)] != c.label {
 			return nil
 		}
@@ -80,38 +94,42 @@ func (r *radix[V]) get(key string) *V {
 
 // del removes key and reports whether it was present.
 func (r *radix[V]) del(key string) bool {
-	return r.root.del(key)
-}
-
-func (n *rnode[V]) del(key string) bool {
-	if key == "" {
-		if !n.set {
+	n := &r.root
+	for key != "" {
+		c := n.kid(key[0])
+		if c == nil || len(c.label) > len(key) || key[:len(c.label)] != c.label {
 			return false
 		}
-		var zero V
-		n.set, n.val = false, zero
-		return true
+		n, key = c, key[len(c.label):]
 	}
-	i, c := n.child(key[0])
-	if c == nil || len(c.label) > len(key) || key[:len(c.label)] != c.label {
+	if !n.set {
 		return false
 	}
-	if !c.del(key[len(c.label):]) {
-		return false
-	}
-	if !c.set {
-		switch len(c.kids) {
-		case 0:
-			copy(n.kids[i:], n.kids[i+1:])
-			n.kids[len(n.kids)-1] = nil
-			n.kids = n.kids[:len(n.kids)-1]
-		case 1:
-			g := c.kids[0]
-			g.label = c.label + g.label
-			n.kids[i] = g
-		}
-	}
+	r.delNode(n)
 	return true
+}
+
+// delNode removes the key of n, a node returned by node, in O(1) steps
+// plus the length of one label.
+func (r *radix[V]) delNode(n *rnode[V]) {
+	var zero V
+	n.set, n.val = false, zero
+	for n != &r.root && !n.set && len(n.kids) < 2 {
+		p := n.parent
+		i := bytes.IndexByte(p.first, n.label[0])
+		if len(n.kids) == 1 {
+			// Merge n into its only child.
+			g := n.kids[0]
+			g.label, g.parent = n.label+g.label, p
+			p.kids[i] = g
+			n.parent, n.kids, n.first = nil, nil, nil
+			return
+		}
+		p.kids = slices.Delete(p.kids, i, i+1)
+		p.first = slices.Delete(p.first, i, i+1)
+		n.parent = nil
+		n = p // p may now be a valueless node with one child
+	}
 }
 
 // prefixesOf calls fn with the value of every key that is a prefix of s,
@@ -124,9 +142,9 @@ func (r *radix[V]) prefixesOf(s string, rev bool, fn func(*V)) {
 	for pos < len(s) {
 		var c *rnode[V]
 		if rev {
-			_, c = n.child(s[len(s)-1-pos])
+			c = n.kid(s[len(s)-1-pos])
 		} else {
-			_, c = n.child(s[pos])
+			c = n.kid(s[pos])
 		}
 		if c == nil || len(c.label) > len(s)-pos {
 			return
@@ -161,7 +179,7 @@ func (r *radix[V]) under(p string, fn func(*V)) {
 func (r *radix[V]) find(p string) *rnode[V] {
 	n := &r.root
 	for p != "" {
-		_, c := n.child(p[0])
+		c := n.kid(p[0])
 		if c == nil {
 			return nil
 		}

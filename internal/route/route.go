@@ -138,7 +138,9 @@ func (p *pat[S]) matches(topic string, has byteSet) bool {
 type entry[S comparable] struct {
 	topic string
 	rev   string // topic reversed
-	has   byteSet
+	// Its nodes in the cachePre and cacheSuf trees.
+	pre, suf *rnode[*entry[S]]
+	has      byteSet
 	// subs is shared with callers up to its length: never modified there,
 	// only appended to or replaced.
 	subs []S
@@ -382,8 +384,8 @@ func (x *Index[S]) fill(topic string) []S {
 	e := &entry[S]{topic: topic, rev: both[len(topic):], has: bytesOf(topic), seq: x.seq()}
 	e.subs, e.counts = x.resolve(topic, e.has)
 	x.cache[topic] = e
-	*x.cachePre.slot(topic) = e
-	*x.cacheSuf.slot(e.rev) = e
+	e.pre, e.suf = x.cachePre.node(topic), x.cacheSuf.node(e.rev)
+	e.pre.val, e.suf.val = e, e
 	return e.subs[:len(e.subs):len(e.subs)]
 }
 
@@ -392,8 +394,8 @@ func (x *Index[S]) evict() {
 	n := max(x.cacheSize/4, 1)
 	for topic, e := range x.cache {
 		delete(x.cache, topic)
-		x.cachePre.del(topic)
-		x.cacheSuf.del(e.rev)
+		x.cachePre.delNode(e.pre)
+		x.cacheSuf.delNode(e.suf)
 		if n--; n == 0 {
 			break
 		}
