@@ -161,6 +161,11 @@ type change[S comparable] struct {
 // maxLog bounds the change log: entries that fall behind it are recomputed.
 const maxLog = 64
 
+// replayMax is the most logged changes a cached topic replays; one further
+// behind is recomputed, which costs about as much as matching a few
+// patterns and allocates once.
+const replayMax = 8
+
 // New returns an empty index whose route cache holds up to cacheSize
 // topics. With cacheSize 0 Route computes every route afresh.
 func New[S comparable](cacheSize int) *Index[S] {
@@ -419,7 +424,7 @@ func (x *Index[S]) dropCache() {
 
 // replay brings a cache entry up to date with the change log.
 func (x *Index[S]) replay(e *entry[S]) {
-	if e.seq < x.logBase {
+	if e.seq < x.logBase || x.seq()-e.seq > replayMax {
 		e.subs, e.counts = x.resolve(e.topic, e.has)
 	} else {
 		for _, c := range x.log[e.seq-x.logBase:] {

@@ -366,3 +366,50 @@ func TestIndexLongLog(t *testing.T) {
 		})
 	}
 }
+
+func TestSetModel(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var s set[int]
+		m := map[int]bool{}
+		for range rapid.IntRange(1, 200).Draw(t, "steps") {
+			v := rapid.IntRange(0, 40).Draw(t, "value")
+			if rapid.Bool().Draw(t, "remove") {
+				require.Equal(t, m[v], s.remove(v), "remove(%d)", v)
+				delete(m, v)
+			} else {
+				require.Equal(t, !m[v], s.add(v), "add(%d)", v)
+				m[v] = true
+			}
+			require.Equal(t, len(m), s.len())
+			require.ElementsMatch(t, sortedKeys(m), s.appendTo(nil))
+		}
+	})
+}
+
+// TestIndexManySubscribers gives one pattern of each shape many
+// subscribers, past the size where a pattern indexes its subscribers, and
+// removes them in a scrambled order.
+func TestIndexManySubscribers(t *testing.T) {
+	for _, p := range []string{"a.b", "a.*", "*", "a*b", "*b", "*.*"} {
+		t.Run(p, func(t *testing.T) {
+			x := New[int](16)
+			want := map[int]bool{}
+			for s := range 100 {
+				require.True(t, x.Add(p, s))
+				want[s] = true
+			}
+			require.Equal(t, sortedKeys(want), sorted(x.Route("a.b")))
+			for i := range 100 {
+				s := i * 37 % 100
+				require.True(t, x.Remove(p, s))
+				delete(want, s)
+				require.Equal(t, len(want), x.Count(p))
+				if i%7 == 0 {
+					require.Equal(t, sorted(sortedKeys(want)), sorted(x.Route("a.b")), "after removing %d", s)
+				}
+			}
+			require.Nil(t, x.Route("a.b"))
+			require.Zero(t, x.Patterns())
+		})
+	}
+}
