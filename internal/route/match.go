@@ -40,6 +40,7 @@ func Match(pattern, topic string) bool {
 	if first < last {
 		mid = pattern[first+1 : last]
 	}
+	ascii := -1 // whether topic is ASCII: 1 or 0 once known
 	for mid != "" {
 		var run string
 		if i := strings.IndexByte(mid, '*'); i >= 0 {
@@ -50,7 +51,23 @@ func Match(pattern, topic string) bool {
 		if run == "" {
 			continue
 		}
-		end := findRun(run, topic)
+		var end int
+		if strings.IndexByte(run, '?') < 0 {
+			// A literal run is valid UTF-8 starting at a rune, so a
+			// byte match is a rune match.
+			if end = strings.Index(topic, run); end >= 0 {
+				end += len(run)
+			}
+		} else {
+			if ascii < 0 {
+				ascii = isASCII(topic)
+			}
+			if ascii == 1 {
+				end = findMasked(run, topic)
+			} else {
+				end = findRun(run, topic)
+			}
+		}
 		if end < 0 {
 			return false
 		}
@@ -99,16 +116,9 @@ func matchTail(run, s string) int {
 }
 
 // findRun finds the leftmost place in s where run (no '*', not empty)
-// matches and returns the offset just past it, or -1.
+// matches and returns the offset just past it, or -1. It steps one rune at
+// a time; findMasked is the same for an ASCII s, eight bytes at a time.
 func findRun(run, s string) int {
-	if strings.IndexByte(run, '?') < 0 {
-		// Literal runs are valid UTF-8 starting at a rune, so a byte match
-		// is a rune match.
-		if i := strings.Index(s, run); i >= 0 {
-			return i + len(run)
-		}
-		return -1
-	}
 	// A run needs at least one byte per pattern byte ('?' matches one to
 	// four), so only places with len(run) bytes left can match.
 	for i := 0; i <= len(s)-len(run); i += runeLen(s, i) {
@@ -148,3 +158,65 @@ var leadLen = func() (t [256]uint8) {
 	}
 	return t
 }()
+
+// isASCII returns 1 if s is all ASCII, else 0.
+func isASCII(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return 0
+		}
+	}
+	return 1
+}
+
+// findMasked is findRun for an ASCII s, where '?' matches exactly one
+// byte: it compares eight bytes at a time, with the '?' bytes masked out.
+// run is at most 255 bytes.
+func findMasked(run, s string) int {
+	n := len(run)
+	if n < 8 {
+		for i := 0; i+n <= len(s); i++ {
+			if matchHead(run, s[i:]) >= 0 {
+				return i + n
+			}
+		}
+		return -1
+	}
+	// Words 0..n/8-1 of run, then the word of its last eight bytes.
+	var lit, mask [33]uint64
+	words := n / 8
+	for w := range words {
+		lit[w], mask[w] = maskedWord(run[8*w:])
+	}
+	lit[words], mask[words] = maskedWord(run[n-8:])
+	for i := 0; i+n <= len(s); i++ {
+		w := 0
+		for w < words && load64(s[i+8*w:])&mask[w] == lit[w] {
+			w++
+		}
+		if w == words && load64(s[i+n-8:])&mask[words] == lit[words] {
+			return i + n
+		}
+	}
+	return -1
+}
+
+// maskedWord returns the first eight bytes of run as a little-endian word
+// with its '?' bytes zeroed, and the mask that zeroes them.
+func maskedWord(run string) (lit, mask uint64) {
+	for k := 7; k >= 0; k-- {
+		lit, mask = lit<<8, mask<<8
+		if run[k] != '?' {
+			lit |= uint64(run[k])
+			mask |= 0xFF
+		}
+	}
+	return lit, mask
+}
+
+// load64 returns the first eight bytes of s as a little-endian word.
+func load64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
