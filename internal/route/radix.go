@@ -78,6 +78,23 @@ func (r *radix[V]) node(key string) *rnode[V] {
 
 // get returns the value stored at key, or nil.
 func (r *radix[V]) get(key string) *V {
+	if n := r.exact(key); n != nil {
+		return &n.val
+	}
+	return nil
+}
+
+// del removes key and reports whether it was present.
+func (r *radix[V]) del(key string) bool {
+	n := r.exact(key)
+	if n != nil {
+		r.delNode(n)
+	}
+	return n != nil
+}
+
+// exact returns the node holding key, or nil.
+func (r *radix[V]) exact(key string) *rnode[V] {
 	n := &r.root
 	for key != "" {
 		c := n.kid(key[0])
@@ -89,24 +106,7 @@ func (r *radix[V]) get(key string) *V {
 	if !n.set {
 		return nil
 	}
-	return &n.val
-}
-
-// del removes key and reports whether it was present.
-func (r *radix[V]) del(key string) bool {
-	n := &r.root
-	for key != "" {
-		c := n.kid(key[0])
-		if c == nil || len(c.label) > len(key) || key[:len(c.label)] != c.label {
-			return false
-		}
-		n, key = c, key[len(c.label):]
-	}
-	if !n.set {
-		return false
-	}
-	r.delNode(n)
-	return true
+	return n
 }
 
 // delNode removes the key of n, a node returned by node, in O(1) steps
