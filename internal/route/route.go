@@ -28,14 +28,20 @@
 // full a quarter of it is evicted at random, so a flood of topics nobody
 // listens to costs bounded memory. Add and Remove keep the cache correct
 // without flushing it: an exact pattern updates at most one entry; a below
-// pattern and a glob the cached topics that start with its literal prefix
-// (or end with its literal suffix), found through radix trees of the
-// cached topics; "*" and residual globs go to a short change log that a
-// cached topic replays, matching only those patterns, the next time it is
-// routed. Each entry counts how many of a subscriber's patterns match its
-// topic, so a subscriber with several matching patterns appears once and
-// stays until the last of them is removed. A cached result is never
-// modified: a change replaces it.
+// pattern and a glob update the cached topics that start with its literal
+// prefix (or end with its literal suffix), found through radix trees of
+// the cached topics, if there are at most 32 of them. "*", residual globs
+// and patterns whose literal more cached topics share go instead to a
+// short change log (64 changes) that a cached topic replays, matching only
+// those patterns, the next time it is routed; a topic more than 8 changes
+// behind is recomputed. So a change costs the same whatever the number of
+// subscriptions, and the work of updating routes follows the topics that
+// are routed, not the size of the cache. Each entry counts how many of a
+// subscriber's patterns match its topic, so a subscriber with several
+// matching patterns appears once and stays until the last of them is
+// removed. A route handed out is never modified: a change replaces it, or
+// appends into capacity beyond the length of every route handed out (they
+// are capped, so appending to one reallocates).
 package route
 
 import (
@@ -203,7 +209,8 @@ func classify[S comparable](src string) *pat[S] {
 
 // Add subscribes s to pattern, which must be valid. It returns false, and
 // does nothing, if s already had pattern. Its cost depends on the pattern
-// and on the cached topics it matches, not on the number of subscriptions.
+// and on the (at most 32) cached topics it updates, not on the number of
+// subscriptions.
 func (x *Index[S]) Add(pattern string, s S) bool {
 	p := x.pats[pattern]
 	if p == nil {
