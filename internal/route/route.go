@@ -230,7 +230,9 @@ func (x *Index[S]) Add(pattern string, s S) bool {
 }
 
 // Remove unsubscribes s from pattern. It returns false, and does nothing,
-// if s did not have pattern.
+// if s did not have pattern. The route cache's change log may still refer
+// to s (it keeps up to 64 recent changes) until newer changes push it out
+// or the cache empties.
 func (x *Index[S]) Remove(pattern string, s S) bool {
 	p := x.pats[pattern]
 	if p == nil || !p.subs.remove(s) {
