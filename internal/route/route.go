@@ -58,6 +58,9 @@ type Index[S comparable] struct {
 	prefixes radix[[]*pat[S]]   // globs by literal prefix
 	suffixes radix[[]*pat[S]]   // globs by reversed literal suffix
 	residual []*pat[S]          // globs with neither
+	// dropped is the pattern dropped last, reused if it is added again
+	// (a subscriber toggling a pattern).
+	dropped *pat[S]
 
 	subs  map[S]int32 // patterns per subscriber
 	multi int         // subscribers with more than one pattern
@@ -87,18 +90,20 @@ const (
 
 // pat is one distinct pattern and its subscribers.
 type pat[S comparable] struct {
-	src  string
+	// What matches reads comes first.
 	kind kind
-	pre  string // glob: literal prefix; below: "k."
-	suf  string // glob: literal suffix
-	rsuf string // suf reversed
 	// inSuf says a glob is filed under its suffix (it is longer than the
 	// prefix); residual globs have neither.
 	inSuf bool
-	slot  int // glob: position in its radix list or the residual list
 	// need holds the bytes of a glob's literal text: a topic lacking one
 	// of them cannot match, and that check is cheaper than Match.
 	need byteSet
+	pre  string // glob: literal prefix; below: "k."
+	suf  string // glob: literal suffix
+	src  string
+
+	rsuf string // suf reversed
+	slot int    // glob: position in its radix list or the residual list
 	subs set[S]
 }
 
@@ -142,18 +147,20 @@ func (p *pat[S]) matches(topic string, has byteSet) bool {
 
 // entry is the cached route of one topic.
 type entry[S comparable] struct {
-	topic string
-	rev   string // topic reversed
-	// Its nodes in the cachePre and cacheSuf trees.
-	pre, suf *rnode[*entry[S]]
-	has      byteSet
+	// What Route and replay read comes first, in one cache line.
+	seq uint64 // the change log is replayed up to here
 	// subs is shared with callers up to its length: never modified there,
 	// only appended to or replaced.
-	subs []S
+	subs  []S
+	topic string
+	has   byteSet
+
 	// counts[i] is how many patterns of subs[i] match topic; nil means 1
 	// each.
 	counts []int32
-	seq    uint64 // the change log is replayed up to here
+	rev    string // topic reversed
+	// Its nodes in the cachePre and cacheSuf trees.
+	pre, suf *rnode[*entry[S]]
 }
 
 // change is a logged change of a pattern, replayed by cache entries when
@@ -214,7 +221,11 @@ func classify[S comparable](src string) *pat[S] {
 func (x *Index[S]) Add(pattern string, s S) bool {
 	p := x.pats[pattern]
 	if p == nil {
-		p = classify[S](strings.Clone(pattern))
+		if p = x.dropped; p != nil && p.src == pattern {
+			x.dropped = nil
+		} else {
+			p = classify[S](strings.Clone(pattern))
+		}
 		x.insert(p)
 	}
 	if !p.subs.add(s) {
@@ -278,6 +289,7 @@ func (x *Index[S]) insert(p *pat[S]) {
 // drop removes a pattern that has no subscribers left from the index.
 func (x *Index[S]) drop(p *pat[S]) {
 	delete(x.pats, p.src)
+	x.dropped = p
 	switch p.kind {
 	case kindAll:
 		x.all = nil
@@ -436,7 +448,12 @@ func (x *Index[S]) replay(e *entry[S]) {
 	if e.seq < x.logBase || x.seq()-e.seq > replayMax {
 		e.subs, e.counts = x.resolve(e.topic, e.has)
 	} else {
-		for _, c := range x.log[e.seq-x.logBase:] {
+		log := x.log[e.seq-x.logBase:]
+		for i := range log {
+			c := &log[i]
+			if c.p.kind == kindGlob && e.has.lacks(c.p.need) {
+				continue // the common case, without a call
+			}
 			if c.p.matches(e.topic, e.has) {
 				e.add(c.s, c.delta)
 			}
