@@ -1,9 +1,6 @@
 package route
 
-import (
-	"bytes"
-	"slices"
-)
+import "slices"
 
 // radix is a path-compressed byte trie from string keys to values. The
 // zero value is an empty tree. Keys are compared byte by byte; a tree of
@@ -16,32 +13,48 @@ type radix[V any] struct {
 // the first byte of their labels, and a value if a key ends here.
 type rnode[V any] struct {
 	label  string
-	first  []byte // first[i] == kids[i].label[0], kept apart to search without loading the kids
-	kids   []*rnode[V]
+	kids   []edge[V]
 	parent *rnode[V] // nil for the root
 	val    V
 	set    bool
 }
 
+// edge is a child and the first byte of its label, kept beside the
+// pointer so that a search reads one array and no child.
+type edge[V any] struct {
+	c byte
+	n *rnode[V]
+}
+
 // child returns the index of the child whose label starts with c, and the
 // child, or the index where such a child would go and nil.
 func (n *rnode[V]) child(c byte) (int, *rnode[V]) {
-	if i := bytes.IndexByte(n.first, c); i >= 0 {
-		return i, n.kids[i]
+	kids := n.kids
+	lo, hi := 0, len(kids)
+	if hi > 8 {
+		for lo < hi {
+			m := int(uint(lo+hi) >> 1)
+			if kids[m].c < c {
+				lo = m + 1
+			} else {
+				hi = m
+			}
+		}
+	} else {
+		for lo < hi && kids[lo].c < c {
+			lo++
+		}
 	}
-	i := 0
-	for i < len(n.first) && n.first[i] < c {
-		i++
+	if lo < len(kids) && kids[lo].c == c {
+		return lo, kids[lo].n
 	}
-	return i, nil
+	return lo, nil
 }
 
 // kid returns the child whose label starts with c, or nil.
 func (n *rnode[V]) kid(c byte) *rnode[V] {
-	if i := bytes.IndexByte(n.first, c); i >= 0 {
-		return n.kids[i]
-	}
-	return nil
+	_, k := n.child(c)
+	return k
 }
 
 // slot returns the value stored at key, adding key (with a zero value) if
@@ -61,15 +74,14 @@ func (r *radix[V]) node(key string) *rnode[V] {
 		i, c := n.child(key[0])
 		if c == nil {
 			c = &rnode[V]{label: key, set: true, parent: n}
-			n.kids = slices.Insert(n.kids, i, c)
-			n.first = slices.Insert(n.first, i, key[0])
+			n.kids = slices.Insert(n.kids, i, edge[V]{key[0], c})
 			return c
 		}
 		l := commonPrefix(c.label, key)
 		if l < len(c.label) {
-			mid := &rnode[V]{label: c.label[:l], first: []byte{c.label[l]}, kids: []*rnode[V]{c}, parent: n}
+			mid := &rnode[V]{label: c.label[:l], kids: []edge[V]{{c.label[l], c}}, parent: n}
 			c.label, c.parent = c.label[l:], mid
-			n.kids[i] = mid
+			n.kids[i].n = mid
 			c = mid
 		}
 		n, key = c, key[l:]
@@ -116,17 +128,16 @@ func (r *radix[V]) delNode(n *rnode[V]) {
 	n.set, n.val = false, zero
 	for n != &r.root && !n.set && len(n.kids) < 2 {
 		p := n.parent
-		i := bytes.IndexByte(p.first, n.label[0])
+		i, _ := p.child(n.label[0])
 		if len(n.kids) == 1 {
 			// Merge n into its only child.
-			g := n.kids[0]
+			g := n.kids[0].n
 			g.label, g.parent = n.label+g.label, p
-			p.kids[i] = g
-			n.parent, n.kids, n.first = nil, nil, nil
+			p.kids[i].n = g
+			n.parent, n.kids = nil, nil
 			return
 		}
 		p.kids = slices.Delete(p.kids, i, i+1)
-		p.first = slices.Delete(p.first, i, i+1)
 		n.parent = nil
 		n = p // p may now be a valueless node with one child
 	}
@@ -215,7 +226,7 @@ func (n *rnode[V]) countTo(k *int, limit int) {
 		*k++
 	}
 	for _, c := range n.kids {
-		c.countTo(k, limit)
+		c.n.countTo(k, limit)
 	}
 }
 
@@ -225,7 +236,7 @@ func (n *rnode[V]) walk(fn func(*V)) {
 		fn(&n.val)
 	}
 	for _, c := range n.kids {
-		c.walk(fn)
+		c.n.walk(fn)
 	}
 }
 
