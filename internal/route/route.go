@@ -50,7 +50,9 @@ import (
 )
 
 // Index maps topics to the subscribers whose patterns match them. It is not
-// safe for concurrent use: one owner serialises every call.
+// safe for concurrent use: one owner serialises every call, Route and
+// Lookup included (Route fills the cache). Make one with New; the zero
+// Index is not usable. S is the subscriber, typically a pointer.
 type Index[S comparable] struct {
 	pats     map[string]*pat[S] // every pattern with a subscriber, by source
 	below    map[string]*pat[S] // "k.*" patterns by k
