@@ -518,15 +518,45 @@ func (e *entry[S]) countsFor() []int32 {
 }
 
 // Lookup appends to dst the subscribers an event on topic reaches, each
-// once, without using or filling the route cache.
+// once, without using or filling the route cache. It only reads the index:
+// calls of Lookup, Count, Patterns, Subscribers, Subscriptions and
+// ForEachPattern may run at the same time as each other (under a read
+// lock, say), but not with Add, Remove or Route.
 func (x *Index[S]) Lookup(topic string, dst []S) []S {
 	start := len(dst)
 	dst = x.collect(topic, bytesOf(topic), dst)
 	if x.multi > 0 && len(dst)-start > 1 {
-		out, _ := x.dedup(dst[start:], false)
-		dst = append(dst[:start], out...)
+		n := len(unique(dst[start:]))
+		clear(dst[start+n:])
+		dst = dst[:start+n]
 	}
 	return dst
+}
+
+// unique moves the distinct elements of buf to its front, in their order,
+// and returns them.
+func unique[S comparable](buf []S) []S {
+	out := buf[:0]
+	if len(buf) <= 32 {
+	next:
+		for _, s := range buf {
+			for _, t := range out {
+				if s == t {
+					continue next
+				}
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	seen := make(map[S]struct{}, len(buf))
+	for _, s := range buf {
+		if _, ok := seen[s]; !ok {
+			seen[s] = struct{}{}
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // resolve computes the route of topic as a new slice, with counts if some
@@ -543,12 +573,12 @@ func (x *Index[S]) resolve(topic string, has byteSet) ([]S, []int32) {
 	if x.multi == 0 || len(buf) == 1 {
 		return slices.Clone(buf), nil
 	}
-	return x.dedup(buf, true)
+	return x.dedup(buf)
 }
 
-// dedup returns the distinct subscribers of buf in a new slice, and with
-// withCounts how many times each occurs (nil if once each).
-func (x *Index[S]) dedup(buf []S, withCounts bool) ([]S, []int32) {
+// dedup returns the distinct subscribers of buf in a new slice, and how
+// many times each occurs (nil if once each).
+func (x *Index[S]) dedup(buf []S) ([]S, []int32) {
 	out := make([]S, 0, len(buf))
 	var counts []int32
 	if x.counts == nil {
@@ -562,7 +592,7 @@ func (x *Index[S]) dedup(buf []S, withCounts bool) ([]S, []int32) {
 			repeated = true
 		}
 	}
-	if withCounts && repeated {
+	if repeated {
 		counts = make([]int32, len(out))
 		for i, s := range out {
 			counts[i] = x.counts[s]

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -412,4 +413,52 @@ func TestIndexManySubscribers(t *testing.T) {
 			require.Zero(t, x.Patterns())
 		})
 	}
+}
+
+// TestIndexLookupDedup gives many subscribers several matching patterns
+// each, past the size where Lookup de-duplicates with a map.
+func TestIndexLookupDedup(t *testing.T) {
+	for _, n := range []int{3, 40} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			x := New[int](0)
+			var want []int
+			for s := range n {
+				x.Add("a.*", s)
+				x.Add("*", s)
+				x.Add("*b", s)
+				want = append(want, s)
+			}
+			x.Add("z", -1)
+			x.Add("*", -1)
+			want = append([]int{-1}, want...)
+			got := x.Lookup("a.b", []int{7})
+			require.Equal(t, 7, got[0], "Lookup appends to dst")
+			assert.Equal(t, want, sorted(got[1:]))
+			assert.Equal(t, want, sorted(x.Route("a.b")))
+		})
+	}
+}
+
+// TestIndexConcurrentReads runs the read-only methods at the same time,
+// for the race detector.
+func TestIndexConcurrentReads(t *testing.T) {
+	x := New[int](16)
+	for s := range 50 {
+		x.Add("a.*", s)
+		x.Add("*b", s)
+		x.Add(fmt.Sprintf("a.%d", s), s)
+	}
+	want := x.Lookup("a.b", nil)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 100 {
+				assert.ElementsMatch(t, want, x.Lookup("a.b", nil))
+				assert.Equal(t, 50, x.Count("a.*"))
+				assert.Equal(t, 50, x.Subscribers())
+				x.ForEachPattern(func(string, int) {})
+			}
+		})
+	}
+	wg.Wait()
 }
