@@ -151,9 +151,10 @@ func (p *pat[S]) matches(topic string, has byteSet) bool {
 type entry[S comparable] struct {
 	// What Route and replay read comes first, in one cache line.
 	seq uint64 // the change log is replayed up to here
-	// subs is shared with callers up to its length: never modified there,
-	// only appended to or replaced.
+	// subs is shared with callers up to its length; seen bounds what of
+	// its backing array may have been (see add).
 	subs  []S
+	seen  int
 	topic string
 	has   byteSet
 
@@ -411,6 +412,7 @@ func (x *Index[S]) fill(topic string) []S {
 	topic = both[:len(topic)]
 	e := &entry[S]{topic: topic, rev: both[len(topic):], has: bytesOf(topic), seq: x.seq()}
 	e.subs, e.counts = x.resolve(topic, e.has)
+	e.seen = len(e.subs)
 	x.cache[topic] = e
 	e.pre, e.suf = x.cachePre.node(topic), x.cacheSuf.node(e.rev)
 	e.pre.val, e.suf.val = e, e
@@ -449,6 +451,7 @@ func (x *Index[S]) dropCache() {
 func (x *Index[S]) replay(e *entry[S]) {
 	if e.seq < x.logBase || x.seq()-e.seq > replayMax {
 		e.subs, e.counts = x.resolve(e.topic, e.has)
+		e.seen = len(e.subs)
 	} else {
 		log := x.log[e.seq-x.logBase:]
 		for i := range log {
@@ -465,24 +468,37 @@ func (x *Index[S]) replay(e *entry[S]) {
 }
 
 // add records that one more (delta 1) or one fewer (delta -1) pattern of s
-// matches the entry's topic, replacing subs if s joins or leaves it. Routes
-// are handed out capped at their length, so s may join by appending into
-// spare capacity no caller can see; leaving copies.
+// matches the entry's topic, replacing subs if s joins or leaves it.
+//
+// Routes are handed out capped at their length, and no element of the
+// backing array below seen, which they may show, is ever written again.
+// So s may join by appending into capacity at or past seen, or, if it left
+// the end of the route last (a subscriber toggling a pattern), by
+// re-extending over its own old slot; and the last element may leave by
+// shortening the route, once (so at most one removed subscriber stays
+// reachable from the entry). Anything else copies.
 func (e *entry[S]) add(s S, delta int32) {
 	i := slices.Index(e.subs, s)
+	n := len(e.subs)
 	if delta > 0 {
 		if i >= 0 {
 			e.countsFor()[i]++
 			return
 		}
-		if len(e.subs) == cap(e.subs) {
-			subs := make([]S, len(e.subs), len(e.subs)+len(e.subs)/4+2)
+		switch {
+		case n < e.seen && e.subs[:n+1][n] == s:
+			e.subs = e.subs[:n+1]
+		case n == e.seen && n < cap(e.subs):
+			e.subs = append(e.subs, s)
+			e.seen++
+		default:
+			subs := make([]S, n+1, n+n/4+2)
 			copy(subs, e.subs)
-			e.subs = subs
+			subs[n] = s
+			e.subs, e.seen = subs, n+1
 		}
-		e.subs = append(e.subs, s)
 		if e.counts != nil {
-			e.counts = append(e.counts, 1)
+			e.counts = append(e.counts[:n], 1)
 		}
 		return
 	}
@@ -493,14 +509,17 @@ func (e *entry[S]) add(s S, delta int32) {
 		e.counts[i]--
 		return
 	}
-	if len(e.subs) == 1 {
-		e.subs, e.counts = nil, nil
+	if i == n-1 && n == e.seen {
+		e.subs = e.subs[:i]
+		if e.counts != nil {
+			e.counts = e.counts[:i]
+		}
 		return
 	}
-	subs := make([]S, len(e.subs)-1, len(e.subs)+len(e.subs)/4+1)
+	subs := make([]S, n-1, n+n/4+1)
 	copy(subs, e.subs[:i])
 	copy(subs[i:], e.subs[i+1:])
-	e.subs = subs
+	e.subs, e.seen = subs, n-1
 	if e.counts != nil {
 		e.counts = slices.Delete(e.counts, i, i+1)
 	}
