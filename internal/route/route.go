@@ -40,8 +40,9 @@
 // subscriber's patterns match its topic, so a subscriber with several
 // matching patterns appears once and stays until the last of them is
 // removed. A route handed out is never modified: a change replaces it, or
-// appends into capacity beyond the length of every route handed out (they
-// are capped, so appending to one reallocates).
+// reuses its backing array only where no route handed out can see a
+// difference (they are capped at their length, so appending to one
+// reallocates); see entry.add.
 package route
 
 import (
@@ -244,9 +245,10 @@ func (x *Index[S]) Add(pattern string, s S) bool {
 }
 
 // Remove unsubscribes s from pattern. It returns false, and does nothing,
-// if s did not have pattern. The route cache's change log may still refer
-// to s (it keeps up to 64 recent changes) until newer changes push it out
-// or the cache empties.
+// if s did not have pattern. The index may still refer to s for a while:
+// the route cache's change log keeps up to 64 recent changes, and a cached
+// route may keep the subscriber that left it last in its spare capacity,
+// until the route changes again, is recomputed or is evicted.
 func (x *Index[S]) Remove(pattern string, s S) bool {
 	p := x.pats[pattern]
 	if p == nil || !p.subs.remove(s) {
