@@ -72,6 +72,8 @@ type Index[S comparable] struct {
 	cacheSize int
 	eagerMax  int // see touch
 	cache     map[string]*entry[S]
+	entries   []*entry[S]      // the cache's entries, to evict at random
+	rand      uint64           // xorshift state for evict
 	cachePre  radix[*entry[S]] // cached topics
 	cacheSuf  radix[*entry[S]] // cached topics, reversed
 	log       []change[S]      // "*" and residual changes not yet replayed by every entry
@@ -165,6 +167,7 @@ type entry[S comparable] struct {
 	rev    string // topic reversed
 	// Its nodes in the cachePre and cacheSuf trees.
 	pre, suf *rnode[*entry[S]]
+	slot     int // in Index.entries
 }
 
 // change is a logged change of a pattern, replayed by cache entries when
@@ -192,6 +195,7 @@ func New[S comparable](cacheSize int) *Index[S] {
 		subs:      make(map[S]int32),
 		cacheSize: max(cacheSize, 0),
 		eagerMax:  eagerMax,
+		rand:      0x9E3779B97F4A7C15,
 		cache:     make(map[string]*entry[S]),
 	}
 }
@@ -340,7 +344,7 @@ func (x *Index[S]) touch(p *pat[S], s S, delta int32) {
 	switch {
 	case p.kind == kindExact:
 		if e := x.cache[p.src]; e != nil {
-			e.add(s, delta)
+			x.apply(e, p, s, delta)
 		}
 		return
 	case p.kind == kindAll || p.residual():
@@ -353,11 +357,21 @@ func (x *Index[S]) touch(p *pat[S], s S, delta int32) {
 		x.logChange(p, s, delta)
 		return
 	}
-	tree.under(key, func(e **entry[S]) {
-		if p.matches((*e).topic, (*e).has) {
-			(*e).add(s, delta)
-		}
-	})
+	tree.under(key, func(e **entry[S]) { x.apply(*e, p, s, delta) })
+}
+
+// apply applies a change to one cached entry now. An entry behind the log
+// replays it first, so that it sees every change in order (a change may
+// be logged and a later change of the same pattern applied now, when
+// fewer cached topics share its literal); if that recomputes the entry
+// from the index, which already holds this change, nothing is left to do.
+func (x *Index[S]) apply(e *entry[S], p *pat[S], s S, delta int32) {
+	if e.seq != x.seq() && x.replay(e) {
+		return
+	}
+	if p.matches(e.topic, e.has) {
+		e.add(s, delta)
+	}
 }
 
 // eagerMax is the most cached topics a change updates at once (tests
@@ -416,6 +430,8 @@ func (x *Index[S]) fill(topic string) []S {
 	e.subs, e.counts = x.resolve(topic, e.has)
 	e.seen = len(e.subs)
 	x.cache[topic] = e
+	e.slot = len(x.entries)
+	x.entries = append(x.entries, e)
 	e.pre, e.suf = x.cachePre.node(topic), x.cacheSuf.node(e.rev)
 	e.pre.val, e.suf.val = e, e
 	return e.subs[:len(e.subs):len(e.subs)]
@@ -423,14 +439,21 @@ func (x *Index[S]) fill(topic string) []S {
 
 // evict drops a quarter of the cache, at random.
 func (x *Index[S]) evict() {
-	n := max(x.cacheSize/4, 1)
-	for topic, e := range x.cache {
-		delete(x.cache, topic)
+	for range max(x.cacheSize/4, 1) {
+		// xorshift64*: cheap, and the same sequence each run, so that a
+		// failing test replays.
+		x.rand ^= x.rand >> 12
+		x.rand ^= x.rand << 25
+		x.rand ^= x.rand >> 27
+		i := int((x.rand * 2685821657736338717) % uint64(len(x.entries)))
+		e := x.entries[i]
+		last := x.entries[len(x.entries)-1]
+		x.entries[i], last.slot = last, i
+		x.entries[len(x.entries)-1] = nil
+		x.entries = x.entries[:len(x.entries)-1]
+		delete(x.cache, e.topic)
 		x.cachePre.delNode(e.pre)
 		x.cacheSuf.delNode(e.suf)
-		if n--; n == 0 {
-			break
-		}
 	}
 	if len(x.cache) == 0 {
 		// No entry is behind the log any more.
@@ -443,15 +466,19 @@ func (x *Index[S]) evict() {
 // dropCache empties the route cache (for benchmarks).
 func (x *Index[S]) dropCache() {
 	clear(x.cache)
+	clear(x.entries)
+	x.entries = x.entries[:0]
 	x.cachePre, x.cacheSuf = radix[*entry[S]]{}, radix[*entry[S]]{}
 	x.logBase += uint64(len(x.log))
 	clear(x.log)
 	x.log = x.log[:0]
 }
 
-// replay brings a cache entry up to date with the change log.
-func (x *Index[S]) replay(e *entry[S]) {
-	if e.seq < x.logBase || x.seq()-e.seq > replayMax {
+// replay brings a cache entry up to date with the change log, and
+// reports whether it did so by recomputing the entry from the index.
+func (x *Index[S]) replay(e *entry[S]) (recomputed bool) {
+	recomputed = e.seq < x.logBase || x.seq()-e.seq > replayMax
+	if recomputed {
 		e.subs, e.counts = x.resolve(e.topic, e.has)
 		e.seen = len(e.subs)
 	} else {
@@ -467,6 +494,7 @@ func (x *Index[S]) replay(e *entry[S]) {
 		}
 	}
 	e.seq = x.seq()
+	return recomputed
 }
 
 // add records that one more (delta 1) or one fewer (delta -1) pattern of s
