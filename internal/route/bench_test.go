@@ -186,30 +186,41 @@ func BenchmarkRouteFirstSeen(b *testing.B) {
 	b.ReportMetric(many/none, "ratio")
 }
 
-// BenchmarkRouteCached routes one cached topic, next to a plain map lookup
-// of the same topic as the baseline.
+// BenchmarkRouteCached routes cached topics on an index of 20,000 mixed
+// subscriptions plus "*" and a residual glob, and, alternately in batches
+// of 64, looks the same topics up in a plain map of 4,096 topics, the
+// floor: index-ns and map-ns per lookup, ratio their ratio.
 func BenchmarkRouteCached(b *testing.B) {
-	const topic = "svc7.ent7.x.done1"
-	b.Run("index", func(b *testing.B) {
-		x := newMixed(20_000)
-		x.Add("*", -1)
-		x.Add("*x*", -2)
-		x.Route(topic)
-		b.ReportAllocs()
-		for b.Loop() {
-			_ = x.Route(topic)
+	topics := warmTopics(64)
+	x := newMixed(20_000)
+	x.Add("*", -1)
+	x.Add("*x*", -2)
+	m := make(map[string][]int, 4096)
+	for _, t := range warmTopics(4096) {
+		m[t] = []int{1}
+	}
+	for _, t := range topics {
+		x.Route(t)
+	}
+	var spent [2]time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		start := time.Now()
+		for _, t := range topics {
+			_ = x.Route(t)
 		}
-	})
-	b.Run("map", func(b *testing.B) {
-		m := make(map[string][]int, 4096)
-		for _, t := range warmTopics(4096) {
-			m[t] = []int{1}
+		mid := time.Now()
+		for _, t := range topics {
+			_ = m[t]
 		}
-		b.ReportAllocs()
-		for b.Loop() {
-			_ = m[topic]
-		}
-	})
+		spent[0] += mid.Sub(start)
+		spent[1] += time.Since(mid)
+	}
+	idx := float64(spent[0].Nanoseconds()) / float64(64*b.N)
+	plain := float64(spent[1].Nanoseconds()) / float64(64*b.N)
+	b.ReportMetric(idx, "index-ns")
+	b.ReportMetric(plain, "map-ns")
+	b.ReportMetric(idx/plain, "ratio")
 }
 
 // BenchmarkMatchWorst matches adversarial patterns against 255-byte topics.
