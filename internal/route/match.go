@@ -21,21 +21,13 @@ import (
 func Match(pattern, topic string) bool {
 	first := strings.IndexByte(pattern, '*')
 	if first < 0 {
-		n := matchHead(pattern, topic)
-		return n == len(topic)
+		return matchHead(pattern, topic) == len(topic)
 	}
 	last := strings.LastIndexByte(pattern, '*')
-	head, tail := pattern[:first], pattern[last+1:]
-	n := matchHead(head, topic)
-	if n < 0 {
+	topic, ok := trimEnds(pattern[:first], pattern[last+1:], topic)
+	if !ok {
 		return false
 	}
-	topic = topic[n:]
-	n = matchTail(tail, topic)
-	if n < 0 {
-		return false
-	}
-	topic = topic[:len(topic)-n]
 	var mid string
 	if first < last {
 		mid = pattern[first+1 : last]
@@ -51,29 +43,101 @@ func Match(pattern, topic string) bool {
 		if run == "" {
 			continue
 		}
-		var end int
-		if strings.IndexByte(run, '?') < 0 {
-			// A literal run is valid UTF-8 starting at a rune, so a
-			// byte match is a rune match.
-			if end = strings.Index(topic, run); end >= 0 {
-				end += len(run)
-			}
-		} else {
-			if ascii < 0 {
-				ascii = isASCII(topic)
-			}
-			if ascii == 1 {
-				end = findMasked(run, topic)
-			} else {
-				end = findRun(run, topic)
-			}
-		}
+		end := find(run, strings.IndexByte(run, '?') >= 0, topic, &ascii)
 		if end < 0 {
 			return false
 		}
 		topic = topic[end:]
 	}
 	return true
+}
+
+// glob is a valid pattern split at its stars, to match many topics
+// without parsing it each time: g.match(topic) == Match(pattern, topic).
+type glob struct {
+	star       bool   // the pattern has a '*'
+	head, tail string // the text before the first '*' (all of it if none) and after the last
+	runs       []run  // the non-empty runs between stars
+}
+
+// run is a run of a pattern between two stars.
+type run struct {
+	s string
+	q bool // s holds a '?'
+}
+
+// compile splits a valid pattern at its stars.
+func compile(pattern string) glob {
+	first := strings.IndexByte(pattern, '*')
+	if first < 0 {
+		return glob{head: pattern}
+	}
+	last := strings.LastIndexByte(pattern, '*')
+	g := glob{star: true, head: pattern[:first], tail: pattern[last+1:]}
+	if first < last {
+		for r := range strings.SplitSeq(pattern[first+1:last], "*") {
+			if r != "" {
+				g.runs = append(g.runs, run{r, strings.IndexByte(r, '?') >= 0})
+			}
+		}
+	}
+	return g
+}
+
+// match reports whether topic matches the pattern g was compiled from.
+func (g *glob) match(topic string) bool {
+	if !g.star {
+		return matchHead(g.head, topic) == len(topic)
+	}
+	topic, ok := trimEnds(g.head, g.tail, topic)
+	if !ok {
+		return false
+	}
+	ascii := -1
+	for _, r := range g.runs {
+		end := find(r.s, r.q, topic, &ascii)
+		if end < 0 {
+			return false
+		}
+		topic = topic[end:]
+	}
+	return true
+}
+
+// trimEnds matches head at the start of topic and tail at the end of what
+// is left, and returns what is between them.
+func trimEnds(head, tail, topic string) (string, bool) {
+	n := matchHead(head, topic)
+	if n < 0 {
+		return "", false
+	}
+	topic = topic[n:]
+	n = matchTail(tail, topic)
+	if n < 0 {
+		return "", false
+	}
+	return topic[:len(topic)-n], true
+}
+
+// find finds the leftmost place in s where run (no '*', not empty; q says
+// whether it holds a '?') matches and returns the offset just past it, or
+// -1. *ascii caches whether s is ASCII (-1: not known yet).
+func find(run string, q bool, s string, ascii *int) int {
+	if !q {
+		// A literal run is valid UTF-8 starting at a rune, so a byte
+		// match is a rune match.
+		if end := strings.Index(s, run); end >= 0 {
+			return end + len(run)
+		}
+		return -1
+	}
+	if *ascii < 0 {
+		*ascii = isASCII(s)
+	}
+	if *ascii == 1 {
+		return findMasked(run, s)
+	}
+	return findRun(run, s)
 }
 
 // matchHead matches run, which has no '*', at the start of s and returns

@@ -138,6 +138,8 @@ func TestMatchProperty(t *testing.T) {
 		}
 		want := refMatch(pattern, topic)
 		require.Equal(t, want, Match(pattern, topic), "Match(%q, %q)", pattern, topic)
+		g := compile(pattern)
+		require.Equal(t, want, g.match(topic), "compile(%q).match(%q)", pattern, topic)
 		require.Equal(t, want, match.Match(topic, pattern), "tidwall Match(%q, %q)", topic, pattern)
 	})
 }
@@ -167,6 +169,8 @@ func FuzzMatch(f *testing.F) {
 			t.Skip()
 		}
 		got := Match(pattern, topic)
+		g := compile(pattern)
+		require.Equal(t, got, g.match(topic), "compile(%q).match(%q)", pattern, topic)
 		// tidwall/match is exponential on some inputs: trust it only
 		// where it finishes within its own limit.
 		if want, stopped := match.MatchLimit(topic, pattern, 200); !stopped {

@@ -21,10 +21,12 @@ type pat[S comparable] struct {
 	inSuf bool
 	// need holds the bytes of a glob's literal text: a topic lacking one
 	// of them cannot match, and that check is cheaper than Match.
-	need byteSet
-	pre  string // glob: literal prefix; below: "k."
-	suf  string // glob: literal suffix
-	src  string
+	need   byteSet
+	minLen int    // glob: the fewest bytes a matching topic has
+	g      glob   // glob: compiled
+	pre    string // glob: literal prefix; below: "k."
+	suf    string // glob: literal suffix
+	src    string
 
 	rsuf string // suf reversed
 	slot int    // glob: position in its radix list or the residual list
@@ -64,9 +66,7 @@ func (p *pat[S]) matches(topic string, has byteSet) bool {
 	case kindBelow:
 		return strings.HasPrefix(topic, p.pre) && len(topic) > len(p.pre)
 	}
-	return len(topic) >= len(p.pre)+len(p.suf) && !has.lacks(p.need) &&
-		strings.HasPrefix(topic, p.pre) && strings.HasSuffix(topic, p.suf) &&
-		Match(p.src, topic)
+	return len(topic) >= p.minLen && !has.lacks(p.need) && p.g.match(topic)
 }
 
 // classify returns a new pattern record for the valid pattern src.
@@ -87,6 +87,9 @@ func classify[S comparable](src string) *pat[S] {
 		p.inSuf = len(p.suf) > len(p.pre)
 		p.rsuf = reverse(p.suf)
 		p.need = bytesOf(src)
+		// Each byte but a star matches at least one byte.
+		p.minLen = len(src) - strings.Count(src, "*")
+		p.g = compile(src)
 	}
 	return p
 }
