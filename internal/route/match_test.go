@@ -138,7 +138,19 @@ func TestMatchProperty(t *testing.T) {
 		}
 		want := refMatch(pattern, topic)
 		require.Equal(t, want, Match(pattern, topic), "Match(%q, %q)", pattern, topic)
+		g := compile(pattern)
+		require.Equal(t, want, g.match(topic), "compile(%q).match(%q)", pattern, topic)
 		require.Equal(t, want, match.Match(topic, pattern), "tidwall Match(%q, %q)", topic, pattern)
+	})
+}
+
+// TestFindMaskedProperty checks the word-at-a-time search of ASCII topics
+// against the rune-at-a-time one, with runs long enough to span words.
+func TestFindMaskedProperty(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		run := rapid.StringOfN(rapid.SampledFrom([]rune("ab?")), 1, 40, -1).Draw(t, "run")
+		s := rapid.StringOfN(rapid.SampledFrom([]rune("ab")), 0, 90, -1).Draw(t, "s")
+		require.Equal(t, findRun(run, s), findMasked(run, s), "run %q in %q", run, s)
 	})
 }
 
@@ -146,6 +158,10 @@ func FuzzMatch(f *testing.F) {
 	for _, tt := range matchCases {
 		f.Add(tt.pattern, tt.topic)
 	}
+	as := strings.Repeat("a", 255)
+	f.Add("*"+strings.Repeat("aaaa?", 20)+"aab*", as)
+	f.Add("*"+strings.Repeat("a?", 12)+"*b?"+strings.Repeat("a", 9)+"*", strings.Repeat("ab", 100))
+	f.Add("*"+strings.Repeat("?", 80)+"b*", strings.Repeat("é", 127))
 	f.Add("?*?*?", "ü.€.𝄞")
 	f.Add("*€?", "a€€")
 	f.Fuzz(func(t *testing.T, pattern, topic string) {
@@ -153,6 +169,8 @@ func FuzzMatch(f *testing.F) {
 			t.Skip()
 		}
 		got := Match(pattern, topic)
+		g := compile(pattern)
+		require.Equal(t, got, g.match(topic), "compile(%q).match(%q)", pattern, topic)
 		// tidwall/match is exponential on some inputs: trust it only
 		// where it finishes within its own limit.
 		if want, stopped := match.MatchLimit(topic, pattern, 200); !stopped {

@@ -1,5 +1,7 @@
 package route
 
+import "slices"
+
 // radix is a path-compressed byte trie from string keys to values. The
 // zero value is an empty tree. Keys are compared byte by byte; a tree of
 // reversed keys serves suffix queries (see prefixesOf's rev).
@@ -10,52 +12,76 @@ type radix[V any] struct {
 // rnode is one node: the edge label leading to it, its children sorted by
 // the first byte of their labels, and a value if a key ends here.
 type rnode[V any] struct {
-	label string
-	kids  []*rnode[V]
-	val   V
-	set   bool
+	label  string
+	kids   []edge[V]
+	parent *rnode[V] // nil for the root
+	val    V
+	set    bool
+}
+
+// edge is a child and the first byte of its label, kept beside the
+// pointer so that a search reads one array and no child.
+type edge[V any] struct {
+	c byte
+	n *rnode[V]
 }
 
 // child returns the index of the child whose label starts with c, and the
 // child, or the index where such a child would go and nil.
 func (n *rnode[V]) child(c byte) (int, *rnode[V]) {
-	lo, hi := 0, len(n.kids)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if n.kids[m].label[0] < c {
-			lo = m + 1
-		} else {
-			hi = m
+	kids := n.kids
+	lo, hi := 0, len(kids)
+	if hi > 8 {
+		for lo < hi {
+			m := int(uint(lo+hi) >> 1)
+			if kids[m].c < c {
+				lo = m + 1
+			} else {
+				hi = m
+			}
+		}
+	} else {
+		for lo < hi && kids[lo].c < c {
+			lo++
 		}
 	}
-	if lo < len(n.kids) && n.kids[lo].label[0] == c {
-		return lo, n.kids[lo]
+	if lo < len(kids) && kids[lo].c == c {
+		return lo, kids[lo].n
 	}
 	return lo, nil
 }
 
+// kid returns the child whose label starts with c, or nil.
+func (n *rnode[V]) kid(c byte) *rnode[V] {
+	_, k := n.child(c)
+	return k
+}
+
 // slot returns the value stored at key, adding key (with a zero value) if
 // it is absent. key must not be empty.
-func (r *radix[V]) slot(key string) *V {
+func (r *radix[V]) slot(key string) *V { return &r.node(key).val }
+
+// node returns the node of key, adding key (with a zero value) if it is
+// absent. key must not be empty. The node stays the node of key until key
+// is deleted.
+func (r *radix[V]) node(key string) *rnode[V] {
 	n := &r.root
 	for {
 		if key == "" {
 			n.set = true
-			return &n.val
+			return n
 		}
 		i, c := n.child(key[0])
 		if c == nil {
-			c = &rnode[V]{label: key, set: true}
-			n.kids = append(n.kids, nil)
-			copy(n.kids[i+1:], n.kids[i:])
-			n.kids[i] = c
-			return &c.val
+			c = &rnode[V]{label: key, set: true, parent: n}
+			n.kids = slices.Insert(n.kids, i, edge[V]{key[0], c})
+			return c
 		}
 		l := commonPrefix(c.label, key)
 		if l < len(c.label) {
-			mid := &rnode[V]{label: c.label[:l], kids: []*rnode[V]{c}}
-			c.label = c.label[l:]
-			n.kids[i] = mid
+			mid := &rnode[V]{label: c.label[:l], kids: []edge[V]{{c.label[l], c}}, parent: n}
+			c.label, c.parent = c.label[l:], mid
+			n.kids[i].n = mid
 			c = mid
 		}
 		n, key = c, key[l:]
@@ -64,9 +90,26 @@ func (r *radix[V]) slot(key string) *V {
 
 // get returns the value stored at key, or nil.
 func (r *radix[V]) get(key string) *V {
+	if n := r.exact(key); n != nil {
+		return &n.val
+	}
+	return nil
+}
+
+// del removes key and reports whether it was present.
+func (r *radix[V]) del(key string) bool {
+	n := r.exact(key)
+	if n != nil {
+		r.delNode(n)
+	}
+	return n != nil
+}
+
+// exact returns the node holding key, or nil.
+func (r *radix[V]) exact(key string) *rnode[V] {
 	n := &r.root
 	for key != "" {
-		_, c := n.child(key[0])
+		c := n.kid(key[0])
 		if c == nil || len(c.label) > len(key) || key[:len(c.label)] != c.label {
 			return nil
 		}
@@ -75,43 +118,29 @@ func (r *radix[V]) get(key string) *V {
 	if !n.set {
 		return nil
 	}
-	return &n.val
+	return n
 }
 
-// del removes key and reports whether it was present.
-func (r *radix[V]) del(key string) bool {
-	return r.root.del(key)
-}
-
-func (n *rnode[V]) del(key string) bool {
-	if key == "" {
-		if !n.set {
-			return false
+// delNode removes the key of n, a node returned by node, in O(1) steps
+// plus the length of one label.
+func (r *radix[V]) delNode(n *rnode[V]) {
+	var zero V
+	n.set, n.val = false, zero
+	for n != &r.root && !n.set && len(n.kids) < 2 {
+		p := n.parent
+		i, _ := p.child(n.label[0])
+		if len(n.kids) == 1 {
+			// Merge n into its only child.
+			g := n.kids[0].n
+			g.label, g.parent = n.label+g.label, p
+			p.kids[i].n = g
+			n.parent, n.kids = nil, nil
+			return
 		}
-		var zero V
-		n.set, n.val = false, zero
-		return true
+		p.kids = slices.Delete(p.kids, i, i+1)
+		n.parent = nil
+		n = p // p may now be a valueless node with one child
 	}
-	i, c := n.child(key[0])
-	if c == nil || len(c.label) > len(key) || key[:len(c.label)] != c.label {
-		return false
-	}
-	if !c.del(key[len(c.label):]) {
-		return false
-	}
-	if !c.set {
-		switch len(c.kids) {
-		case 0:
-			copy(n.kids[i:], n.kids[i+1:])
-			n.kids[len(n.kids)-1] = nil
-			n.kids = n.kids[:len(n.kids)-1]
-		case 1:
-			g := c.kids[0]
-			g.label = c.label + g.label
-			n.kids[i] = g
-		}
-	}
-	return true
 }
 
 // prefixesOf calls fn with the value of every key that is a prefix of s,
@@ -124,9 +153,9 @@ func (r *radix[V]) prefixesOf(s string, rev bool, fn func(*V)) {
 	for pos < len(s) {
 		var c *rnode[V]
 		if rev {
-			_, c = n.child(s[len(s)-1-pos])
+			c = n.kid(s[len(s)-1-pos])
 		} else {
-			_, c = n.child(s[pos])
+			c = n.kid(s[pos])
 		}
 		if c == nil || len(c.label) > len(s)-pos {
 			return
@@ -151,23 +180,54 @@ func (r *radix[V]) prefixesOf(s string, rev bool, fn func(*V)) {
 // under calls fn with the value of every key that starts with p, in no
 // particular order. It costs O(len(p)) steps plus one per node below.
 func (r *radix[V]) under(p string, fn func(*V)) {
+	if n := r.find(p); n != nil {
+		n.walk(fn)
+	}
+}
+
+// find returns the highest node whose keys all start with p and that
+// holds every such key, or nil if there is none.
+func (r *radix[V]) find(p string) *rnode[V] {
 	n := &r.root
 	for p != "" {
-		_, c := n.child(p[0])
+		c := n.kid(p[0])
 		if c == nil {
-			return
+			return nil
 		}
 		l := commonPrefix(c.label, p)
 		if l == len(p) {
-			n = c
-			break
+			return c
 		}
 		if l < len(c.label) {
-			return
+			return nil
 		}
 		n, p = c, p[l:]
 	}
-	n.walk(fn)
+	return n
+}
+
+// count returns the number of keys that start with p, or limit if there
+// are more. It costs O(len(p)+limit) steps.
+func (r *radix[V]) count(p string, limit int) int {
+	n := r.find(p)
+	if n == nil {
+		return 0
+	}
+	k := 0
+	n.countTo(&k, limit)
+	return k
+}
+
+func (n *rnode[V]) countTo(k *int, limit int) {
+	if *k >= limit {
+		return
+	}
+	if n.set {
+		*k++
+	}
+	for _, c := range n.kids {
+		c.n.countTo(k, limit)
+	}
 }
 
 // walk calls fn with every value in the subtree of n.
@@ -176,7 +236,7 @@ func (n *rnode[V]) walk(fn func(*V)) {
 		fn(&n.val)
 	}
 	for _, c := range n.kids {
-		c.walk(fn)
+		c.n.walk(fn)
 	}
 }
 

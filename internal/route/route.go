@@ -1,50 +1,11 @@
-// Package route indexes subscription patterns for the bus's router: which
-// subscribers an event on a topic reaches, at a cost that does not depend on
-// how many subscriptions exist.
-//
-// # Patterns
-//
-// A pattern is a topic, or a topic with wildcards: '*' matches any run of
-// characters, dots included, and '?' exactly one character (see [Match]).
-// The index sorts patterns into four shapes and stores each where a topic
-// finds it without looking at the others:
-//
-//   - exact ("worker.task"): a map from the topic;
-//   - all ("*"): one list;
-//   - below ("worker.*", a literal then ".*"): a map from the literal, looked
-//     up with each parent of the topic ("worker", "worker.task", …);
-//   - glob (anything else): in a radix tree of literal prefixes (the text
-//     before the first wildcard), walked along the topic's bytes, or in one
-//     of reversed literal suffixes (the text after the last wildcard),
-//     whichever literal is longer; a glob with neither ("*a*", "?*") is
-//     residual and sits in a short list every topic is matched against.
-//
-// Patterns must be valid (the bus validates them): at most 255 bytes, at
-// most 8 stars, non-empty dot-separated segments, valid UTF-8.
-//
-// # Route cache
-//
-// Route memoises the result per topic, up to a bound; when the cache is
-// full a quarter of it is evicted at random, so a flood of topics nobody
-// listens to costs bounded memory. Add and Remove keep the cache correct
-// without flushing it: an exact pattern updates at most one entry; a below
-// pattern and a glob the cached topics that start with its literal prefix
-// (or end with its literal suffix), found through radix trees of the
-// cached topics; "*" and residual globs go to a short change log that a
-// cached topic replays, matching only those patterns, the next time it is
-// routed. Each entry counts how many of a subscriber's patterns match its
-// topic, so a subscriber with several matching patterns appears once and
-// stays until the last of them is removed. A cached result is never
-// modified: a change replaces it.
 package route
 
-import (
-	"slices"
-	"strings"
-)
+import "strings"
 
 // Index maps topics to the subscribers whose patterns match them. It is not
-// safe for concurrent use: one owner serialises every call.
+// safe for concurrent use: one owner serialises every call, Route and
+// Lookup included (Route fills the cache). Make one with New; the zero
+// Index is not usable. S is the subscriber, typically a pointer.
 type Index[S comparable] struct {
 	pats     map[string]*pat[S] // every pattern with a subscriber, by source
 	below    map[string]*pat[S] // "k.*" patterns by k
@@ -52,13 +13,19 @@ type Index[S comparable] struct {
 	prefixes radix[[]*pat[S]]   // globs by literal prefix
 	suffixes radix[[]*pat[S]]   // globs by reversed literal suffix
 	residual []*pat[S]          // globs with neither
+	// dropped is the pattern dropped last, reused if it is added again
+	// (a subscriber toggling a pattern).
+	dropped *pat[S]
 
 	subs  map[S]int32 // patterns per subscriber
 	multi int         // subscribers with more than one pattern
 	n     int         // subscriptions (subscriber, pattern)
 
 	cacheSize int
+	eagerMax  int // see touch
 	cache     map[string]*entry[S]
+	entries   []*entry[S]      // the cache's entries, to evict at random
+	rand      uint64           // xorshift state for evict
 	cachePre  radix[*entry[S]] // cached topics
 	cacheSuf  radix[*entry[S]] // cached topics, reversed
 	log       []change[S]      // "*" and residual changes not yet replayed by every entry
@@ -68,69 +35,6 @@ type Index[S comparable] struct {
 	counts  map[S]int32
 }
 
-// kind is the shape of a pattern.
-type kind uint8
-
-const (
-	kindExact kind = iota
-	kindAll
-	kindBelow
-	kindGlob
-)
-
-// pat is one distinct pattern and its subscribers.
-type pat[S comparable] struct {
-	src  string
-	kind kind
-	pre  string // glob: literal prefix; below: "k."
-	suf  string // glob: literal suffix
-	// inSuf says a glob is filed under its suffix (it is longer than the
-	// prefix); residual globs have neither.
-	inSuf bool
-	slot  int // glob: position in its radix list or the residual list
-	subs  set[S]
-}
-
-// residual reports whether p is a glob with no literal prefix or suffix.
-func (p *pat[S]) residual() bool { return p.kind == kindGlob && p.pre == "" && p.suf == "" }
-
-// matches reports whether the valid topic matches p.
-func (p *pat[S]) matches(topic string) bool {
-	switch p.kind {
-	case kindAll:
-		return true
-	case kindExact:
-		return topic == p.src
-	case kindBelow:
-		return strings.HasPrefix(topic, p.pre) && len(topic) > len(p.pre)
-	}
-	return len(topic) >= len(p.pre)+len(p.suf) &&
-		strings.HasPrefix(topic, p.pre) && strings.HasSuffix(topic, p.suf) &&
-		Match(p.src, topic)
-}
-
-// entry is the cached route of one topic.
-type entry[S comparable] struct {
-	topic string
-	rev   string // topic reversed
-	subs  []S    // shared with callers: replaced, never modified
-	// counts[i] is how many patterns of subs[i] match topic; nil means 1
-	// each.
-	counts []int32
-	seq    uint64 // the change log is replayed up to here
-}
-
-// change is a change of a "*" or residual pattern, replayed by cache
-// entries when they are next routed.
-type change[S comparable] struct {
-	p     *pat[S]
-	s     S
-	delta int32
-}
-
-// maxLog bounds the change log: entries that fall behind it are recomputed.
-const maxLog = 64
-
 // New returns an empty index whose route cache holds up to cacheSize
 // topics. With cacheSize 0 Route computes every route afresh.
 func New[S comparable](cacheSize int) *Index[S] {
@@ -139,37 +43,24 @@ func New[S comparable](cacheSize int) *Index[S] {
 		below:     make(map[string]*pat[S]),
 		subs:      make(map[S]int32),
 		cacheSize: max(cacheSize, 0),
+		eagerMax:  eagerMax,
+		rand:      0x9E3779B97F4A7C15,
 		cache:     make(map[string]*entry[S]),
 	}
 }
 
-// classify returns a new pattern record for the valid pattern src.
-func classify[S comparable](src string) *pat[S] {
-	p := &pat[S]{src: src}
-	first := strings.IndexAny(src, "*?")
-	switch {
-	case src == "*":
-		p.kind = kindAll
-	case first < 0:
-		p.kind = kindExact
-	case first == len(src)-1 && strings.HasSuffix(src, ".*"):
-		p.kind, p.pre = kindBelow, src[:len(src)-1]
-	default:
-		p.kind = kindGlob
-		p.pre = src[:first]
-		p.suf = src[strings.LastIndexAny(src, "*?")+1:]
-		p.inSuf = len(p.suf) > len(p.pre)
-	}
-	return p
-}
-
 // Add subscribes s to pattern, which must be valid. It returns false, and
 // does nothing, if s already had pattern. Its cost depends on the pattern
-// and on the cached topics it matches, not on the number of subscriptions.
+// and on the (at most 32) cached topics it updates, not on the number of
+// subscriptions.
 func (x *Index[S]) Add(pattern string, s S) bool {
 	p := x.pats[pattern]
 	if p == nil {
-		p = classify[S](strings.Clone(pattern))
+		if p = x.dropped; p != nil && p.src == pattern {
+			x.dropped = nil
+		} else {
+			p = classify[S](strings.Clone(pattern))
+		}
 		x.insert(p)
 	}
 	if !p.subs.add(s) {
@@ -185,7 +76,10 @@ func (x *Index[S]) Add(pattern string, s S) bool {
 }
 
 // Remove unsubscribes s from pattern. It returns false, and does nothing,
-// if s did not have pattern.
+// if s did not have pattern. The index may still refer to s for a while:
+// the route cache's change log keeps up to 64 recent changes, and a cached
+// route may keep the subscriber that left it last in its spare capacity,
+// until the route changes again, is recomputed or is evicted.
 func (x *Index[S]) Remove(pattern string, s S) bool {
 	p := x.pats[pattern]
 	if p == nil || !p.subs.remove(s) {
@@ -219,7 +113,7 @@ func (x *Index[S]) insert(p *pat[S]) {
 		case p.residual():
 			list = &x.residual
 		case p.inSuf:
-			list = x.suffixes.slot(reverse(p.suf))
+			list = x.suffixes.slot(p.rsuf)
 		default:
 			list = x.prefixes.slot(p.pre)
 		}
@@ -231,6 +125,7 @@ func (x *Index[S]) insert(p *pat[S]) {
 // drop removes a pattern that has no subscribers left from the index.
 func (x *Index[S]) drop(p *pat[S]) {
 	delete(x.pats, p.src)
+	x.dropped = p
 	switch p.kind {
 	case kindAll:
 		x.all = nil
@@ -244,7 +139,7 @@ func (x *Index[S]) drop(p *pat[S]) {
 		case p.residual():
 			list = &x.residual
 		case p.inSuf:
-			tree, key = &x.suffixes, reverse(p.suf)
+			tree, key = &x.suffixes, p.rsuf
 			list = tree.get(key)
 		default:
 			tree, key = &x.prefixes, p.pre
@@ -259,246 +154,6 @@ func (x *Index[S]) drop(p *pat[S]) {
 			tree.del(key)
 		}
 	}
-}
-
-// touch brings the route cache up to date with s gaining (delta 1) or
-// losing (delta -1) pattern p.
-func (x *Index[S]) touch(p *pat[S], s S, delta int32) {
-	if len(x.cache) == 0 {
-		return
-	}
-	apply := func(e **entry[S]) {
-		if p.matches((*e).topic) {
-			(*e).add(s, delta)
-		}
-	}
-	switch {
-	case p.kind == kindAll || p.residual():
-		x.log = append(x.log, change[S]{p: p, s: s, delta: delta})
-		if len(x.log) > maxLog {
-			// Forget the older half: entries still behind it are
-			// recomputed when next routed.
-			half := len(x.log) / 2
-			n := copy(x.log, x.log[half:])
-			clear(x.log[n:])
-			x.log = x.log[:n]
-			x.logBase += uint64(half)
-		}
-	case p.kind == kindExact:
-		if e := x.cache[p.src]; e != nil {
-			e.add(s, delta)
-		}
-	case p.kind == kindBelow:
-		x.cachePre.under(p.pre, func(e **entry[S]) { (*e).add(s, delta) })
-	case p.inSuf:
-		x.cacheSuf.under(reverse(p.suf), apply)
-	default:
-		x.cachePre.under(p.pre, apply)
-	}
-}
-
-// seq returns the sequence number of the next change logged.
-func (x *Index[S]) seq() uint64 { return x.logBase + uint64(len(x.log)) }
-
-// Route returns the subscribers an event on topic reaches, each once, in
-// no particular order. The slice is shared and read-only; it stays valid,
-// and unchanged, until the next Add or Remove. A cached topic costs one map
-// lookup and allocates nothing; a new topic is matched only against the
-// patterns that can match it (see the package doc) and then cached.
-func (x *Index[S]) Route(topic string) []S {
-	if x.cacheSize == 0 {
-		return x.Lookup(topic, nil)
-	}
-	e := x.cache[topic]
-	if e == nil {
-		return x.fill(topic)
-	}
-	if e.seq != x.seq() {
-		x.replay(e)
-	}
-	return e.subs
-}
-
-// fill computes, caches and returns the route of a topic not in the cache.
-func (x *Index[S]) fill(topic string) []S {
-	if len(x.cache) >= x.cacheSize {
-		x.evict()
-	}
-	topic = strings.Clone(topic)
-	e := &entry[S]{topic: topic, rev: reverse(topic), seq: x.seq()}
-	e.subs, e.counts = x.resolve(topic)
-	x.cache[topic] = e
-	*x.cachePre.slot(topic) = e
-	*x.cacheSuf.slot(e.rev) = e
-	return e.subs
-}
-
-// evict drops a quarter of the cache, at random.
-func (x *Index[S]) evict() {
-	n := max(x.cacheSize/4, 1)
-	for topic, e := range x.cache {
-		delete(x.cache, topic)
-		x.cachePre.del(topic)
-		x.cacheSuf.del(e.rev)
-		if n--; n == 0 {
-			break
-		}
-	}
-	if len(x.cache) == 0 {
-		// No entry is behind the log any more.
-		x.logBase += uint64(len(x.log))
-		clear(x.log)
-		x.log = x.log[:0]
-	}
-}
-
-// replay brings a cache entry up to date with the change log.
-func (x *Index[S]) replay(e *entry[S]) {
-	if e.seq < x.logBase {
-		e.subs, e.counts = x.resolve(e.topic)
-	} else {
-		for _, c := range x.log[e.seq-x.logBase:] {
-			if c.p.matches(e.topic) {
-				e.add(c.s, c.delta)
-			}
-		}
-	}
-	e.seq = x.seq()
-}
-
-// add records that one more (delta 1) or one fewer (delta -1) pattern of s
-// matches the entry's topic, replacing subs if s joins or leaves it.
-func (e *entry[S]) add(s S, delta int32) {
-	i := slices.Index(e.subs, s)
-	if delta > 0 {
-		if i >= 0 {
-			e.countsFor()[i]++
-			return
-		}
-		subs := make([]S, len(e.subs)+1)
-		copy(subs, e.subs)
-		subs[len(e.subs)] = s
-		e.subs = subs
-		if e.counts != nil {
-			e.counts = append(e.counts, 1)
-		}
-		return
-	}
-	if i < 0 {
-		return
-	}
-	if e.counts != nil && e.counts[i] > 1 {
-		e.counts[i]--
-		return
-	}
-	if len(e.subs) == 1 {
-		e.subs, e.counts = nil, nil
-		return
-	}
-	subs := make([]S, len(e.subs)-1)
-	copy(subs, e.subs[:i])
-	copy(subs[i:], e.subs[i+1:])
-	e.subs = subs
-	if e.counts != nil {
-		e.counts = slices.Delete(e.counts, i, i+1)
-	}
-}
-
-// countsFor returns e.counts, made explicit.
-func (e *entry[S]) countsFor() []int32 {
-	if e.counts == nil {
-		e.counts = make([]int32, len(e.subs))
-		for i := range e.counts {
-			e.counts[i] = 1
-		}
-	}
-	return e.counts
-}
-
-// Lookup appends to dst the subscribers an event on topic reaches, each
-// once, without using or filling the route cache.
-func (x *Index[S]) Lookup(topic string, dst []S) []S {
-	start := len(dst)
-	dst = x.collect(topic, dst)
-	if x.multi > 0 && len(dst)-start > 1 {
-		out, _ := x.dedup(dst[start:], false)
-		dst = append(dst[:start], out...)
-	}
-	return dst
-}
-
-// resolve computes the route of topic as a new slice, with counts if some
-// subscriber has several patterns.
-func (x *Index[S]) resolve(topic string) ([]S, []int32) {
-	buf := x.collect(topic, x.scratch[:0])
-	defer func() {
-		clear(buf)
-		x.scratch = buf[:0]
-	}()
-	if len(buf) == 0 {
-		return nil, nil
-	}
-	if x.multi == 0 || len(buf) == 1 {
-		return slices.Clone(buf), nil
-	}
-	return x.dedup(buf, true)
-}
-
-// dedup returns the distinct subscribers of buf in a new slice, and with
-// withCounts how many times each occurs (nil if once each).
-func (x *Index[S]) dedup(buf []S, withCounts bool) ([]S, []int32) {
-	out := make([]S, 0, len(buf))
-	var counts []int32
-	if x.counts == nil {
-		x.counts = make(map[S]int32)
-	}
-	repeated := false
-	for _, s := range buf {
-		if x.counts[s]++; x.counts[s] == 1 {
-			out = append(out, s)
-		} else {
-			repeated = true
-		}
-	}
-	if withCounts && repeated {
-		counts = make([]int32, len(out))
-		for i, s := range out {
-			counts[i] = x.counts[s]
-		}
-	}
-	clear(x.counts)
-	return out, counts
-}
-
-// collect appends to dst the subscribers of every pattern matching topic,
-// a subscriber once per matching pattern.
-func (x *Index[S]) collect(topic string, dst []S) []S {
-	if p := x.pats[topic]; p != nil && p.kind == kindExact {
-		dst = p.subs.appendTo(dst)
-	}
-	if x.all != nil {
-		dst = x.all.subs.appendTo(dst)
-	}
-	if len(x.below) > 0 {
-		for i := 1; i < len(topic); i++ {
-			if topic[i] == '.' {
-				if p := x.below[topic[:i]]; p != nil {
-					dst = p.subs.appendTo(dst)
-				}
-			}
-		}
-	}
-	globs := func(list *[]*pat[S]) {
-		for _, p := range *list {
-			if p.matches(topic) {
-				dst = p.subs.appendTo(dst)
-			}
-		}
-	}
-	x.prefixes.prefixesOf(topic, false, globs)
-	x.suffixes.prefixesOf(topic, true, globs)
-	globs(&x.residual)
-	return dst
 }
 
 // Subscriptions returns the number of (subscriber, pattern) pairs.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -81,7 +82,7 @@ func TestIndexRoute(t *testing.T) {
 
 func TestIndexAddRemove(t *testing.T) {
 	x := New[int](16)
-	assert.Nil(t, x.Route("a.b"))
+	assert.Empty(t, x.Route("a.b"))
 	require.True(t, x.Add("a.*", 1))
 	assert.False(t, x.Add("a.*", 1), "second Add of the same pattern")
 	require.True(t, x.Add("a.b", 1))
@@ -108,7 +109,7 @@ func TestIndexAddRemove(t *testing.T) {
 	assert.Equal(t, []int{2}, sorted(x.Route("a.b")))
 	assert.Equal(t, snapshot, first, "a returned route is never modified")
 	require.True(t, x.Remove("a.*", 2))
-	assert.Nil(t, x.Route("a.b"))
+	assert.Empty(t, x.Route("a.b"))
 	assert.Zero(t, x.Subscriptions())
 	assert.Zero(t, x.Subscribers())
 	assert.Zero(t, x.Patterns())
@@ -237,6 +238,12 @@ func (sm *indexMachine) Check(t *rapid.T) {
 	got := map[string]int{}
 	sm.x.ForEachPattern(func(p string, n int) { got[p] = n })
 	require.Equal(t, pats, got)
+	for topic, e := range sm.x.cache {
+		// At most one removed subscriber stays reachable past the route.
+		require.Contains(t, []int{0, 1}, e.seen-len(e.subs), "%q: seen %d, route %d", topic, e.seen, len(e.subs))
+		require.LessOrEqual(t, e.seen, cap(e.subs))
+		require.True(t, e.counts == nil || len(e.counts) == len(e.subs), "%q: counts and route differ in length", topic)
+	}
 }
 
 func sortedKeys[K interface{ ~int | ~string }, V any](m map[K]V) []K {
@@ -252,6 +259,10 @@ func TestIndexModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		size := rapid.SampledFrom([]int{0, 1, 4, 4096}).Draw(t, "cacheSize")
 		sm := &indexMachine{x: New[int](size), m: model{}}
+		// 0: every change is logged; 2: some are; 32: as in use.
+		sm.x.eagerMax = rapid.SampledFrom([]int{0, 2, eagerMax}).Draw(t, "eagerMax")
+		// Which entries eviction picks is part of the input.
+		sm.x.rand = rapid.Uint64Min(1).Draw(t, "evictSeed")
 		t.Repeat(rapid.StateMachineActions(sm))
 	})
 }
@@ -272,6 +283,7 @@ func TestIndexSharedRoutes(t *testing.T) {
 				x.Remove(p, s)
 			}
 			r := x.Route(topicGen().Draw(t, "topic"))
+			require.Equal(t, len(r), cap(r), "a route is capped, so appending to it cannot write into the index")
 			routes = append(routes, held{r, slices.Clone(r)})
 		}
 		for _, h := range routes {
@@ -320,6 +332,8 @@ func TestRadixModel(t *testing.T) {
 				}
 			}
 			require.ElementsMatch(t, want, got, "under(%q)", q)
+			limit := rapid.IntRange(0, 5).Draw(t, "limit")
+			require.Equal(t, min(len(want), limit), r.count(q, limit), "count(%q, %d)", q, limit)
 			for k, v := range m {
 				require.Equal(t, v, *r.get(k))
 			}
@@ -360,4 +374,117 @@ func TestIndexLongLog(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestSetModel(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var s set[int]
+		m := map[int]bool{}
+		for range rapid.IntRange(1, 200).Draw(t, "steps") {
+			v := rapid.IntRange(0, 40).Draw(t, "value")
+			if rapid.Bool().Draw(t, "remove") {
+				require.Equal(t, m[v], s.remove(v), "remove(%d)", v)
+				delete(m, v)
+			} else {
+				require.Equal(t, !m[v], s.add(v), "add(%d)", v)
+				m[v] = true
+			}
+			require.Equal(t, len(m), s.len())
+			require.ElementsMatch(t, sortedKeys(m), s.appendTo(nil))
+		}
+	})
+}
+
+// TestIndexManySubscribers gives one pattern of each shape many
+// subscribers, past the size where a pattern indexes its subscribers, and
+// removes them in a scrambled order.
+func TestIndexManySubscribers(t *testing.T) {
+	for _, p := range []string{"a.b", "a.*", "*", "a*b", "*b", "*.*"} {
+		t.Run(p, func(t *testing.T) {
+			x := New[int](16)
+			want := map[int]bool{}
+			for s := range 100 {
+				require.True(t, x.Add(p, s))
+				want[s] = true
+			}
+			require.Equal(t, sortedKeys(want), sorted(x.Route("a.b")))
+			for i := range 100 {
+				s := i * 37 % 100
+				require.True(t, x.Remove(p, s))
+				delete(want, s)
+				require.Equal(t, len(want), x.Count(p))
+				if i%7 == 0 {
+					require.Equal(t, sorted(sortedKeys(want)), sorted(x.Route("a.b")), "after removing %d", s)
+				}
+			}
+			require.Empty(t, x.Route("a.b"))
+			require.Zero(t, x.Patterns())
+		})
+	}
+}
+
+// TestIndexLookupDedup gives many subscribers several matching patterns
+// each, past the size where Lookup de-duplicates with a map.
+func TestIndexLookupDedup(t *testing.T) {
+	for _, n := range []int{3, 40} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			x := New[int](0)
+			var want []int
+			for s := range n {
+				x.Add("a.*", s)
+				x.Add("*", s)
+				x.Add("*b", s)
+				want = append(want, s)
+			}
+			x.Add("z", -1)
+			x.Add("*", -1)
+			want = append([]int{-1}, want...)
+			got := x.Lookup("a.b", []int{7})
+			require.Equal(t, 7, got[0], "Lookup appends to dst")
+			assert.Equal(t, want, sorted(got[1:]))
+			assert.Equal(t, want, sorted(x.Route("a.b")))
+		})
+	}
+}
+
+// TestIndexConcurrentReads runs the read-only methods at the same time,
+// for the race detector.
+func TestIndexConcurrentReads(t *testing.T) {
+	x := New[int](16)
+	for s := range 50 {
+		x.Add("a.*", s)
+		x.Add("*b", s)
+		x.Add(fmt.Sprintf("a.%d", s), s)
+	}
+	want := x.Lookup("a.b", nil)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 100 {
+				assert.ElementsMatch(t, want, x.Lookup("a.b", nil))
+				assert.Equal(t, 50, x.Count("a.*"))
+				assert.Equal(t, 50, x.Subscribers())
+				x.ForEachPattern(func(string, int) {})
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestIndexLoggedThenApplied is a shrunk failure of TestIndexModel: a
+// change is logged (many cached topics share its literal), then a later
+// change of the same pattern is applied at once (fewer do by then); the
+// cached topic must see the two in order.
+func TestIndexLoggedThenApplied(t *testing.T) {
+	x := New[int](16)
+	for _, topic := range []string{"b.a", "b.b", "b.a.a"} {
+		x.Route(topic)
+	}
+	x.eagerMax = 2 // three cached topics below b: logged
+	require.True(t, x.Add("b.*", 0))
+	x.eagerMax = eagerMax // applied at once
+	require.True(t, x.Remove("b.*", 0))
+	assert.Empty(t, x.Route("b.a"))
+	require.True(t, x.Add("b.*", 0))
+	assert.Equal(t, []int{0}, x.Route("b.b"))
 }

@@ -1,0 +1,95 @@
+package route
+
+import "strings"
+
+// kind is the shape of a pattern.
+type kind uint8
+
+const (
+	kindExact kind = iota
+	kindAll
+	kindBelow
+	kindGlob
+)
+
+// pat is one distinct pattern and its subscribers.
+type pat[S comparable] struct {
+	// What matches reads comes first.
+	kind kind
+	// inSuf says a glob is filed under its suffix (it is longer than the
+	// prefix); residual globs have neither.
+	inSuf bool
+	// need holds the bytes of a glob's literal text: a topic lacking one
+	// of them cannot match, and that check is cheaper than Match.
+	need   byteSet
+	minLen int    // glob: the fewest bytes a matching topic has
+	g      glob   // glob: compiled
+	pre    string // glob: literal prefix; below: "k."
+	suf    string // glob: literal suffix
+	src    string
+
+	rsuf string // suf reversed
+	slot int    // glob: position in its radix list or the residual list
+	subs set[S]
+}
+
+// byteSet is a set of bytes modulo 128: a filter, not an exact set.
+type byteSet [2]uint64
+
+// bytesOf returns the set of the bytes of s other than '*' and '?'.
+func bytesOf(s string) byteSet {
+	var b byteSet
+	for i := 0; i < len(s); i++ {
+		if c := s[i] & 127; c != '*' && c != '?' {
+			b[c>>6] |= 1 << (c & 63)
+		}
+	}
+	return b
+}
+
+// lacks reports whether some byte of need is not in b.
+func (b byteSet) lacks(need byteSet) bool {
+	return need[0]&^b[0] != 0 || need[1]&^b[1] != 0
+}
+
+// residual reports whether p is a glob with no literal prefix or suffix.
+func (p *pat[S]) residual() bool { return p.kind == kindGlob && p.pre == "" && p.suf == "" }
+
+// matches reports whether the valid topic, whose bytes are in has,
+// matches p.
+func (p *pat[S]) matches(topic string, has byteSet) bool {
+	switch p.kind {
+	case kindAll:
+		return true
+	case kindExact:
+		return topic == p.src
+	case kindBelow:
+		return strings.HasPrefix(topic, p.pre) && len(topic) > len(p.pre)
+	}
+	return len(topic) >= p.minLen && !has.lacks(p.need) && p.g.match(topic)
+}
+
+// classify returns a new pattern record for the valid pattern src.
+func classify[S comparable](src string) *pat[S] {
+	p := &pat[S]{src: src}
+	first := strings.IndexAny(src, "*?")
+	switch {
+	case src == "*":
+		p.kind = kindAll
+	case first < 0:
+		p.kind = kindExact
+	case first == len(src)-1 && strings.HasSuffix(src, ".*"):
+		p.kind, p.pre = kindBelow, src[:len(src)-1]
+	default:
+		p.kind = kindGlob
+		p.pre = src[:first]
+		p.suf = src[strings.LastIndexAny(src, "*?")+1:]
+		p.inSuf = len(p.suf) > len(p.pre)
+		p.rsuf = reverse(p.suf)
+		p.need = bytesOf(src)
+		// Each byte but a star matches at least one byte.
+		p.minLen = len(src) - strings.Count(src, "*")
+		p.g = compile(src)
+	}
+	return p
+}
