@@ -28,7 +28,7 @@
 // # Schema
 //
 // The file is an ordinary SQLite database, readable with the sqlite3 shell
-// (sqlite3 -readonly events.db). Schema version 1, recorded in PRAGMA
+// (sqlite3 -readonly events.db). Schema version 2, recorded in PRAGMA
 // user_version, with PRAGMA application_id 0x45425553 ("EBUS"):
 //
 //	CREATE TABLE events (
@@ -39,7 +39,8 @@
 //	    payload        TEXT    NOT NULL,     -- Event.Payload, JSON text
 //	    ts             INTEGER NOT NULL,     -- Event.Timestamp, Unix nanoseconds, UTC
 //	    source         TEXT    NOT NULL,     -- Event.Source
-//	    correlation_id TEXT                  -- Event.CorrelationID, NULL if empty
+//	    correlation_id TEXT,                 -- Event.CorrelationID, NULL if empty
+//	    metadata       TEXT                  -- Event.Metadata, a JSON object of strings, NULL if empty
 //	);
 //	CREATE INDEX events_topic ON events (topic);
 //	CREATE INDEX events_ts    ON events (ts);
@@ -48,27 +49,55 @@
 //	    seq    INTEGER NOT NULL,  -- events.seq
 //	    PRIMARY KEY (prefix, seq)
 //	) WITHOUT ROWID;
+//	CREATE TABLE cursors (
+//	    name TEXT    PRIMARY KEY,  -- a durable consumer's name
+//	    seq  INTEGER NOT NULL      -- its cursor: the consumer has acked everything up to this Seq
+//	) WITHOUT ROWID;
 //	CREATE TABLE meta (
 //	    key   TEXT PRIMARY KEY,
-//	    value INTEGER NOT NULL    -- 'last_seq': the highest Seq retention has deleted
+//	    value      NOT NULL   -- 'last_seq': the highest Seq retention has deleted, an integer;
+//	                          -- 'epoch': the store's epoch, a ULID made with the file (Store.Epoch)
 //	);
 //
 // For example:
 //
 //	SELECT seq, topic, json_extract(payload, '$.progress'),
+//	       json_extract(metadata, '$.traceparent'),
 //	       strftime('%Y-%m-%d %H:%M:%f', ts / 1e9, 'unixepoch')
 //	FROM events WHERE topic = 'worker.task.progress' ORDER BY seq DESC LIMIT 10;
+//	SELECT name, seq FROM cursors;
+//	SELECT value FROM meta WHERE key = 'epoch';
+//
+// Metadata is written with its keys sorted, and every value byte as it is:
+// a value that is not valid UTF-8 comes back exactly (SQLite's JSON
+// functions pass such bytes through; strict JSON parsers may not). The
+// cursors table holds what SaveCursor and SaveCursors write and LoadCursor
+// reads: the position of each durable consumer of the bus
+// (eventbus.Durable), kept in the same file as the events it points into.
+// The epoch names this file's Seq numbering (see Store.Epoch): it is made
+// once, with the file, and a copy of the file keeps it.
 //
 // LastSeq is the larger of max(events.seq) and meta.last_seq, which the
 // pruner raises in the transaction that deletes events, so LastSeq stays
 // right after retention has deleted every event (Append does not write
 // meta: one page less per transaction). Open creates the schema in a new or
-// empty file, upgrades an older schema version in one transaction (a later
-// release adds the steps), and refuses a newer version or another
+// empty file, upgrades an older schema version in one transaction, and
+// refuses a newer version or another
 // application's database with ErrSchema, and a file that is not SQLite or
 // is damaged with ErrCorrupt, changing nothing in either case. Rows deleted
 // by hand should go with their topic_prefixes rows; orphaned prefix rows
 // are harmless (queries join them to events) but cost space.
+//
+// # Upgrading from schema version 1
+//
+// Open upgrades a version 1 file (written before Event.Metadata existed)
+// in place, in one transaction, the first time it opens it for writing: it
+// adds the metadata column (NULL for every old event), the cursors table
+// and an epoch, and keeps every event, its Seq, ID and Payload bytes, and
+// LastSeq. If the upgrade fails, the file is left as it was. A version 1
+// file opened read-only (WithReadOnly, or a file without write permission)
+// is read as it is: its events have no metadata, LoadCursor returns 0, and
+// Epoch returns "", since only a writer can add one.
 //
 // # Queries and their cost
 //

@@ -96,6 +96,8 @@ func (s *Store) pruneCount() error {
 // deletes the topic_prefixes rows of the deleted events, and returns how
 // many events it deleted.
 func (s *Store) deleteBatch(query string, args ...any) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	ctx := context.Background()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {

@@ -104,15 +104,19 @@ func scanEvent(rows *sql.Rows) (eventbus.Event, error) {
 	var (
 		seq, ts                int64
 		id, typ, topic, source string
-		payload                []byte
+		payload, mdText        []byte
 		corr                   sql.NullString
 	)
-	if err := rows.Scan(&seq, &id, &typ, &topic, &payload, &ts, &source, &corr); err != nil {
+	if err := rows.Scan(&seq, &id, &typ, &topic, &payload, &ts, &source, &corr, &mdText); err != nil {
 		return eventbus.Event{}, err
 	}
 	uid, err := ulid.ParseStrict(id)
 	if err != nil {
 		return eventbus.Event{}, fmt.Errorf("event Seq %d: id %q: %w", seq, id, err)
+	}
+	md, err := parseMetadata(mdText)
+	if err != nil {
+		return eventbus.Event{}, fmt.Errorf("event Seq %d: %w", seq, err)
 	}
 	return eventbus.Event{
 		ID:            uid,
@@ -123,6 +127,7 @@ func scanEvent(rows *sql.Rows) (eventbus.Event, error) {
 		Timestamp:     time.Unix(0, ts).UTC(),
 		Source:        source,
 		CorrelationID: corr.String,
+		Metadata:      md,
 	}, nil
 }
 
@@ -175,7 +180,12 @@ func upper(lit string) string {
 	return string(b)
 }
 
-const selectEvents = `SELECT e.seq, e.id, e.type, e.topic, e.payload, e.ts, e.source, e.correlation_id FROM `
+// selectEvents is the start of every Query's SQL, by schema version: a
+// version 1 file, read-only, has no metadata column.
+var selectEvents = [...]string{
+	1: `SELECT e.seq, e.id, e.type, e.topic, e.payload, e.ts, e.source, e.correlation_id, NULL FROM `,
+	2: `SELECT e.seq, e.id, e.type, e.topic, e.payload, e.ts, e.source, e.correlation_id, e.metadata FROM `,
+}
 
 // plan returns the SQL for a normalized q at time now, or false if nothing
 // can match.
@@ -207,7 +217,7 @@ func (s *Store) plan(q eventbus.Query, now time.Time) (plan, bool) {
 
 	sh, key, glob := classify(q.Pattern)
 	var b strings.Builder
-	b.WriteString(selectEvents)
+	b.WriteString(selectEvents[s.version])
 	args := make([]any, 0, 5)
 	seqCol := "e.seq"
 	switch sh {

@@ -73,9 +73,19 @@ type Store struct {
 	w *sql.DB // writer, one connection; nil when read-only
 	r *sql.DB // readers
 
-	// Prepared statements; the first three run on w, lastSeq on r.
-	insEvent, insPrefix, getLast *sql.Stmt
-	lastSeq                      *sql.Stmt
+	// version is the file's schema version: schemaVersion, or 1 for a
+	// version 1 file opened read-only (no metadata, cursors or epoch).
+	version int
+	epoch   string // see Epoch; "" for a read-only version 1 file
+
+	// Prepared statements; the first four run on w, the others on r.
+	insEvent, insPrefix, getLast, saveCursor *sql.Stmt
+	lastSeq, loadCursor                      *sql.Stmt
+
+	// wmu is held by every write transaction (Append, SaveCursors, the
+	// pruner's deletes), so they run one at a time, and guards what only
+	// they use: the metadata scratch space below.
+	wmu sync.Mutex
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // Query statements on r, by SQL text
@@ -94,9 +104,16 @@ type Store struct {
 	closeErr  error
 
 	pruneFailing bool // pruner goroutine only
+
+	// Scratch space for encoding metadata, used by Append under wmu.
+	mdBuf  []byte
+	mdKeys []string
 }
 
-var _ eventbus.Store = (*Store)(nil)
+var (
+	_ eventbus.Store      = (*Store)(nil)
+	_ eventbus.EpochStore = (*Store)(nil)
+)
 
 // Open opens the store in the SQLite file at path, creating the file and
 // its schema if the file does not exist or is empty, and upgrading the
@@ -205,19 +222,29 @@ func (s *Store) open(ctx context.Context, abs string, exists bool) error {
 		if err != nil {
 			return err
 		}
-		if s.cfg.readOnly && version != schemaVersion {
+		if s.cfg.readOnly && version < 1 {
 			return &schemaError{fmt.Sprintf("schema version %d needs an upgrade, which a read-only store cannot do", version)}
 		}
+		s.version = version
 	}
-	if !s.cfg.readOnly {
+	if s.cfg.readOnly {
+		// A version 1 file is read as it is: without metadata, cursors or
+		// an epoch, which only a writer can add.
+		if s.version >= 2 {
+			if s.epoch, err = readEpoch(ctx, s.r); err != nil {
+				return err
+			}
+		}
+	} else {
 		if s.w, err = sql.Open(driverName, s.dsn(abs, true)); err != nil {
 			return err
 		}
 		s.w.SetMaxOpenConns(1)
 		s.w.SetMaxIdleConns(1)
-		if err := migrate(ctx, s.w); err != nil {
+		if s.epoch, err = migrate(ctx, s.w); err != nil {
 			return err
 		}
+		s.version = schemaVersion
 	}
 
 	prepare := func(db *sql.DB, dst **sql.Stmt, query string) {
@@ -226,11 +253,15 @@ func (s *Store) open(ctx context.Context, abs string, exists bool) error {
 		}
 	}
 	if !s.cfg.readOnly {
-		prepare(s.w, &s.insEvent, `INSERT INTO events (seq, id, type, topic, payload, ts, source, correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		prepare(s.w, &s.insEvent, `INSERT INTO events (seq, id, type, topic, payload, ts, source, correlation_id, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		prepare(s.w, &s.insPrefix, `INSERT INTO topic_prefixes (prefix, seq) VALUES (?, ?)`)
 		prepare(s.w, &s.getLast, lastSeqSQL)
+		prepare(s.w, &s.saveCursor, `INSERT INTO cursors (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`)
 	}
 	prepare(s.r, &s.lastSeq, lastSeqSQL)
+	if s.version >= 2 {
+		prepare(s.r, &s.loadCursor, `SELECT seq FROM cursors WHERE name = ?`)
+	}
 	if err != nil {
 		return err
 	}
@@ -348,6 +379,8 @@ func checkBatch(events []eventbus.Event) error {
 }
 
 func (s *Store) append(ctx context.Context, events []eventbus.Event) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -370,12 +403,16 @@ func (s *Store) append(ctx context.Context, events []eventbus.Event) error {
 		if e.Payload != nil {
 			payload = string(e.Payload)
 		}
-		var corr any
+		var corr, md any
 		if e.CorrelationID != "" {
 			corr = e.CorrelationID
 		}
+		if len(e.Metadata) > 0 {
+			s.mdBuf, s.mdKeys = appendMetadata(s.mdBuf[:0], e.Metadata, s.mdKeys)
+			md = string(s.mdBuf)
+		}
 		if _, err := ins.ExecContext(ctx, seq, e.ID.String(), string(e.Type), e.Topic, payload,
-			e.Timestamp.UnixNano(), e.Source, corr); err != nil {
+			e.Timestamp.UnixNano(), e.Source, corr, md); err != nil {
 			return fmt.Errorf("event Seq %d: %w", e.Seq, err)
 		}
 		for j := 1; j < len(e.Topic); j++ {
@@ -431,7 +468,7 @@ func (s *Store) closeDBs() error {
 		errs = append(errs, st.Close())
 	}
 	clear(s.stmts)
-	for _, st := range []*sql.Stmt{s.lastSeq, s.insEvent, s.insPrefix, s.getLast} {
+	for _, st := range []*sql.Stmt{s.lastSeq, s.loadCursor, s.insEvent, s.insPrefix, s.getLast, s.saveCursor} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
