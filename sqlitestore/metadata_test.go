@@ -76,7 +76,7 @@ func FuzzMetadataRoundTrip(f *testing.F) {
 		back, err := parseMetadata(text)
 		require.NoError(t, err)
 		require.Equal(t, md, back)
-		if utf8.ValidString(k1+v1+k2+v2) {
+		if utf8.ValidString(k1 + v1 + k2 + v2) {
 			// Then it is standard JSON, which encoding/json reads the same.
 			var std map[string]string
 			require.NoError(t, json.Unmarshal(text, &std), "%s", text)
