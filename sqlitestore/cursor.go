@@ -63,9 +63,11 @@ func (s *Store) SaveCursors(ctx context.Context, cursors map[string]uint64) erro
 }
 
 func (s *Store) saveCursors(ctx context.Context, cursors map[string]uint64) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	tx, err := s.w.BeginTx(ctx, nil)
+	if err := s.lockWriter(ctx); err != nil {
+		return err
+	}
+	defer s.unlockWriter()
+	tx, err := s.wc.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
