@@ -63,9 +63,9 @@ var (
 // transaction at a time; Query and LastSeq read through a small pool of
 // connections and, thanks to WAL, never wait for a writer.
 //
-// One Store per file should write at a time: a second writer on the same
-// file (another process) is serialised by SQLite's lock, but both would
-// assign Seqs. Any number of stores opened WithReadOnly may read it.
+// One Store per file should write at a time: it keeps the file's last Seq
+// in memory from Open on (see the package documentation, Concurrency). Any
+// number of stores opened WithReadOnly may read it.
 type Store struct {
 	cfg  config
 	path string
