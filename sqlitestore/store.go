@@ -70,8 +70,8 @@ type Store struct {
 	cfg  config
 	path string
 
-	w  *sql.DB   // writer, one connection; nil when read-only
-	wc *sql.Conn // w's connection, held from Open to Close
+	w  *sql.DB   // writer pool of one connection, nil when read-only; after Open, use wc
+	wc *sql.Conn // w's one connection, held from Open to Close
 	r  *sql.DB   // readers
 
 	// version is the file's schema version: schemaVersion, or 1 for a
