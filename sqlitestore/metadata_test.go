@@ -5,6 +5,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -83,4 +84,29 @@ func FuzzMetadataRoundTrip(f *testing.F) {
 			require.Equal(t, md, std)
 		}
 	})
+}
+
+func TestParseIDMatchesParseStrict(t *testing.T) {
+	tests := []struct{ name, text string }{
+		{"upper case", "01ARZ3NDEKTSV4RRFFQ69G5FAV"},
+		{"lower case", "01arz3ndektsv4rrffq69g5fav"},
+		{"zero", "00000000000000000000000000"},
+		{"largest", "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"},
+		{"overflow", "80000000000000000000000000"},
+		{"excluded letter U", "01ARZ3NDEKTSV4RRFFQ69G5FAU"},
+		{"excluded letter I", "01ARZ3NDEKTSV4RRFFQ69G5FAI"},
+		{"punctuation", "01ARZ3NDEKTSV4RRFFQ69G5FA-"},
+		{"short", "01ARZ3NDEKTSV4RRFFQ69G5FA"},
+		{"long", "01ARZ3NDEKTSV4RRFFQ69G5FAVV"},
+		{"empty", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want, wantErr := ulid.ParseStrict(tt.text)
+			var got ulid.ULID
+			err := parseID(&got, []byte(tt.text))
+			assert.Equal(t, wantErr, err)
+			assert.Equal(t, want, got)
+		})
+	}
 }
