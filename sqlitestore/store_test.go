@@ -401,3 +401,27 @@ func TestPathWithURICharacters(t *testing.T) {
 	defer st.Close()
 	assert.Equal(t, uint64(2), lastSeq(t, st))
 }
+
+// TestSecondWriterCollision shows what the one-writer rule protects: a
+// second Store writing the same file assigns Seqs the first does not know
+// of, and a batch of the first that reuses one fails whole.
+func TestSecondWriterCollision(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.db")
+	a, err := sqlitestore.Open(path)
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := sqlitestore.Open(path)
+	require.NoError(t, err)
+	defer b.Close()
+
+	require.NoError(t, b.Append(ctx, newEvents(t, 1, 3, "b.events")))
+	require.Error(t, a.Append(ctx, newEvents(t, 2, 3, "a.events")), "Seq 2 and 3 are b's")
+	assert.Empty(t, query(t, b, eventbus.Query{Pattern: "a.*"}), "part of a failed batch was stored")
+	assert.Empty(t, query(t, b, eventbus.Query{Pattern: "a.events"}))
+	assert.Equal(t, uint64(0), lastSeq(t, a), "a failed batch moved LastSeq")
+
+	// The file is still whole and a's next batch above b's Seqs goes in.
+	require.NoError(t, a.Append(ctx, newEvents(t, 4, 1, "a.events")))
+	assert.Equal(t, []uint64{1, 2, 3, 4}, seqsOf(all(t, b)))
+}
