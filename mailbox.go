@@ -34,9 +34,9 @@ const drainGrace = 200 * time.Millisecond
 //
 // Who does what: one sender at a time (the loop while the subscription is
 // live, its catch-up goroutine while it lags; see Subscription) calls push,
-// pushWait, evictOldest and end. out has one sender at a time: that sender
-// while queue is empty and no pump runs, else the pump. The receivers are
-// the reader of C (Subscribe) or the runner (Handle).
+// pushLocked, waitRoom, evictOldest and end. out has one sender at a time:
+// that sender while queue is empty, else the pump. The receivers are the
+// reader of C (Subscribe) or the runner (Handle).
 type mailbox struct {
 	out   chan Event    // Subscribe: the channel C returns; nil for Handle
 	bound int           // the most events that may wait
@@ -51,8 +51,10 @@ type mailbox struct {
 	ended   bool          // the sender is done: close out once queue is drained
 	sealed  chan struct{} // closed by end: nothing more enters
 
-	// queued counts the envelopes in queue plus those the pump has taken
-	// from it but not yet put into out.
+	// queued counts the envelopes in queue, the one the pump is sending
+	// included until it is in out (so for a moment after the send, that
+	// one counts twice: senders that find no room where they saw some
+	// try again).
 	queued atomic.Int64
 	roomAt atomic.Int64 // 1 + the pending count a waiting sender waits for; 0 if none
 }
