@@ -65,6 +65,10 @@ var (
 	// ErrHandler wraps errors returned by a handler and panics recovered
 	// from one, as reported to the error handler.
 	ErrHandler = errors.New("eventbus: handler failed")
+
+	// ErrStalled is wrapped by a *StallError: a handler has run one
+	// event for longer than the stall timeout (WithStallTimeout).
+	ErrStalled = errors.New("eventbus: handler stalled")
 )
 
 // EventError is an error about one event that has no caller to return to:

@@ -53,6 +53,10 @@ func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, flags
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	if hs := b.hooks.cur.Load(); hs != nil && len(hs.pub) > 0 {
+		runHooks(ctx, hs, e)
+		flags &^= pubChecked // the hooks may have changed it
+	}
 	if err := b.prepare(e, flags&pubChecked != 0); err != nil {
 		return 0, err
 	}
