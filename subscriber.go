@@ -86,7 +86,7 @@ type Subscription struct {
 	delivered  atomic.Uint64
 	dropped    atomic.Uint64
 	isLagging  atomic.Bool
-	latency    histogram // taken by the loop to mailbox (Subscribe) or to handler start (Handle)
+	latency    histogram  // taken by the loop to mailbox (Subscribe) or to handler start (Handle)
 	runtimeHst *histogram // handler run time (Handle only; nil for Subscribe)
 
 	site string                          // where it was made, "file.go:123"
