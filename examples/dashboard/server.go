@@ -29,6 +29,7 @@ type app struct {
 	bus       *eventbus.Bus
 	ws        http.Handler
 	monitor   http.Handler // the Subscribers view, under /monitor/
+	metrics   http.Handler // /metrics, the bus's OpenTelemetry metrics for Prometheus
 	addr      string
 	storeName string
 	demo      bool
@@ -76,6 +77,15 @@ func run(ctx context.Context, cfg config) error {
 		_ = bus.Close()
 		return err
 	}
+	metrics, err := newMetrics(bus)
+	if err != nil {
+		_ = bus.Close()
+		if store != nil {
+			_ = store.Close()
+		}
+		return err
+	}
+	defer metrics.close()
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		_ = bus.Close()
@@ -85,7 +95,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	a := &app{bus: bus, ws: ws, addr: ln.Addr().String(), storeName: storeName, demo: cfg.demo,
-		monitor: http.StripPrefix("/monitor", monitor.Handler(bus))}
+		monitor: http.StripPrefix("/monitor", monitor.Handler(bus)), metrics: metrics.handler}
 	a.hosts = newHostCheck(a.addr, cfg.allowHosts)
 	a.gen, a.cancelGen = context.WithCancel(context.Background())
 
@@ -136,6 +146,7 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("GET /api/events", a.serveEvents)
 	mux.HandleFunc("GET /api/info", a.serveInfo)
 	mux.HandleFunc("GET /monitor/", a.serveMonitor)
+	mux.Handle("GET /metrics", a.metrics)
 	mux.Handle("GET /monitor", http.RedirectHandler("/monitor/", http.StatusMovedPermanently))
 	return securityHeaders(a.hosts.wrap(mux))
 }
