@@ -34,7 +34,9 @@
 // propagator; a handler middleware extracts it and runs each handler call
 // in a consumer span "eventbus handle", the current span in the handler's
 // ctx, so one trace follows an event from publisher to handler, and across
-// natsbridge, which carries Metadata as NATS headers. The publish hook
+// natsbridge, which carries Metadata as NATS headers: a publish whose ctx
+// has no span but whose event carries trace context (an import) continues
+// that trace. The publish hook
 // runs at the start of the publish and cannot see its end, so the publish
 // span marks the moment of publishing (it is ended at once); it does not
 // cover the wait for delivery.

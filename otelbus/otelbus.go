@@ -194,6 +194,11 @@ func (c *attrCache) keep(seen map[string]struct{}) {
 // the event's Metadata.
 func publishHook(tracer trace.Tracer, prop propagation.TextMapPropagator) func(context.Context, *eventbus.Event) {
 	return func(ctx context.Context, e *eventbus.Event) {
+		if len(e.Metadata) > 0 && !trace.SpanContextFromContext(ctx).IsValid() {
+			// An event that arrives with trace context (natsbridge
+			// importing it, say) continues its trace.
+			ctx = prop.Extract(ctx, propagation.MapCarrier(e.Metadata))
+		}
 		ctx, span := tracer.Start(ctx, "eventbus publish", trace.WithSpanKind(trace.SpanKindProducer),
 			trace.WithAttributes(
 				attribute.String("messaging.system", "eventbus"),
