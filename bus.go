@@ -44,6 +44,9 @@ type Bus struct {
 
 	hooks hooksState // publish hooks and middleware (observe.go)
 	watch *watchdog  // looks for stalled handlers; nil without a stall timeout
+	// blockSubs counts live Handle subscriptions with the Block policy
+	// and no block timeout, for the self-deadlock check in publish.
+	blockSubs atomic.Int32
 
 	published, persisted, delivered, dropped atomic.Uint64
 }

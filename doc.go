@@ -127,7 +127,9 @@
 // them all. A handler that runs one event for longer than the stall
 // timeout ([WithStallTimeout], default 10s) is reported once as a
 // [*StallError] naming the subscription, its site, the event and how
-// long, and again when it returns. [WithMiddleware] wraps handler calls
+// long, and again when it returns. A handler of a Block subscription
+// that, with its own ctx, publishes into its own full mailbox gets
+// [ErrDeadlock] from Publish instead of waiting for itself. [WithMiddleware] wraps handler calls
 // (the bus's outermost, then the subscription's) and [WithPublishHook]
 // runs on the publisher's goroutine before validation, with a Metadata
 // map of its own; [Bus.AddHooks] adds both to a running bus, which is how

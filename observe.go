@@ -345,3 +345,24 @@ func (w *watchdog) close() {
 	close(w.stop)
 	<-w.done
 }
+
+// selfDeadlock returns an error wrapping ErrDeadlock if ctx is the ctx of
+// a handler of a Block subscription (no block timeout) that matches topic
+// and whose mailbox is full: the loop would wait for room that only this
+// handler can make, and the handler would wait for the loop. It sees only
+// a ctx derived from the handler's, and only a mailbox full at the call.
+func (b *Bus) selfDeadlock(ctx context.Context, topic string) error {
+	s := SubscriptionFrom(ctx)
+	if s == nil || s.b != b || !s.countsBlock || s.Err() != nil || !s.matches(topic) {
+		return nil
+	}
+	if n := s.pending(); n >= s.capacity() {
+		name := s.name
+		if name == "" {
+			name = s.id
+		}
+		return fmt.Errorf("%w: the handler of subscription %q (made at %s) publishes %q, which it matches, into its own full Block mailbox (%d of %d): it would wait for itself",
+			ErrDeadlock, name, s.site, topic, n, s.capacity())
+	}
+	return nil
+}

@@ -239,3 +239,49 @@ func TestStall(t *testing.T) {
 		require.ErrorIs(t, err, eventbus.ErrInvalidOption)
 	})
 }
+
+func TestSelfDeadlock(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    []eventbus.SubscribeOption
+		topic   string
+		ctxOf   string // "handler" or "background"
+		wantErr bool
+	}{
+		{"own full Block mailbox", []eventbus.SubscribeOption{eventbus.WithOverflow(eventbus.Block)}, "loop.b", "handler", true},
+		{"a topic it does not match", []eventbus.SubscribeOption{eventbus.WithOverflow(eventbus.Block)}, "other", "handler", false},
+		{"with a block timeout", []eventbus.SubscribeOption{eventbus.WithOverflow(eventbus.Block), eventbus.WithBlockTimeout(time.Millisecond)}, "loop.b", "handler", false},
+		{"DropOldest", nil, "loop.b", "handler", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bus := newBus(t)
+			release := make(chan struct{})
+			result := make(chan error, 1)
+			first := true
+			_, err := bus.Handle(t.Context(), "loop.*", func(ctx context.Context, e eventbus.Event) error {
+				if !first {
+					return nil
+				}
+				first = false
+				<-release
+				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				result <- bus.Publish(pctx, ev(tt.topic))
+				return nil
+			}, append([]eventbus.SubscribeOption{eventbus.WithBuffer(1), eventbus.WithName("looper")}, tt.opts...)...)
+			require.NoError(t, err)
+			require.NoError(t, bus.Publish(t.Context(), ev("loop.a"))) // the handler takes it and waits
+			require.NoError(t, bus.Publish(t.Context(), ev("loop.a"))) // fills the mailbox
+			close(release)
+			err = <-result
+			if !tt.wantErr {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, eventbus.ErrDeadlock)
+			assert.Contains(t, err.Error(), `"looper"`)
+			assert.Contains(t, err.Error(), "observe_test.go:")
+		})
+	}
+}

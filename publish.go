@@ -60,6 +60,11 @@ func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, flags
 	if err := b.prepare(e, flags&pubChecked != 0); err != nil {
 		return 0, err
 	}
+	if sync && b.blockSubs.Load() > 0 {
+		if err := b.selfDeadlock(ctx, e.Topic); err != nil {
+			return 0, err
+		}
+	}
 	if b.cfg.authorizer != nil {
 		p := PrincipalFrom(ctx)
 		if err := b.authorize(ctx, Access{Action: ActionPublish, Principal: p, Topic: e.Topic}); err != nil {

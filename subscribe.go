@@ -122,6 +122,10 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 	}
 	b.reg.add(s, ps)
 	if h != nil {
+		if s.overflow == Block && s.blockWait == 0 {
+			s.countsBlock = true
+			b.blockSubs.Add(1)
+		}
 		b.wg.Go(func() { b.runHandler(s, ctx, h) })
 	}
 	if cfg.replay {

@@ -92,6 +92,8 @@ type Subscription struct {
 	site string                          // where it was made, "file.go:123"
 	mw   []func(HandlerFunc) HandlerFunc // its own middleware (Handle)
 	run  *running                        // the handler's current call (Handle only)
+
+	countsBlock bool // counted in b.blockSubs until it ends; set before it is shared
 }
 
 // C returns the mailbox's channel. It holds the first few waiting events
@@ -235,6 +237,9 @@ func (s *Subscription) finish(err error) bool {
 		first = true
 	})
 	if first {
+		if s.countsBlock {
+			s.b.blockSubs.Add(-1)
+		}
 		s.mu.Lock()
 		stop := s.stopCtx
 		s.stopCtx = nil
