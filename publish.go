@@ -18,7 +18,9 @@ import (
 // call has the event in its mailbox or counted it as dropped. If the store
 // fails, the event is not delivered and the error wraps ErrPersist and the
 // store's error. Other errors wrap ErrInvalidTopic, ErrInvalidEventType,
-// ErrInvalidPayload, ErrForbidden or ErrClosed. ctx limits waiting, not
+// ErrInvalidPayload, ErrForbidden or ErrClosed, or ErrDeadlock when a
+// handler of a Block subscription publishes, with its handler ctx, into
+// its own full mailbox (it would wait for itself). ctx limits waiting, not
 // work the bus has accepted: if Publish returns a ctx error, the event may
 // still be delivered.
 func (b *Bus) Publish(ctx context.Context, e Event, opts ...PublishOption) error {

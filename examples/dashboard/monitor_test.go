@@ -39,6 +39,9 @@ func TestSubscribersView(t *testing.T) {
 	assert.Contains(t, eval[string](b, `document.querySelector('#subs tbody tr[data-name="slow-archiver"]').textContent`), "demo.go:")
 	assert.Equal(t, "rgb(92, 74, 18)", eval[string](b, `getComputedStyle(document.querySelector('tr.slow')).backgroundColor`))
 	if os.Getenv("EVENTBUS_MONITOR_SCREENSHOT") != "" {
+		// For the README (EVENTBUS_MONITOR_SCREENSHOT=$PWD/docs/monitor.png):
+		// wait for rates, then render.
+		b.waitFor("rates", `document.getElementById('b-published-rate').textContent !== '0.0' && document.querySelectorAll('#subs tbody tr').length >= 3`)
 		b.screenshot("EVENTBUS_MONITOR_SCREENSHOT")
 	}
 	assert.Empty(t, b.exceptions())
