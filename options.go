@@ -335,7 +335,9 @@ func WithStallTimeout(d time.Duration) Option {
 // at the start of every Publish and PublishAsync (Publisher.Emit
 // included), before the event is validated. It gets a copy of the
 // caller's event whose Metadata map is its own to change (to add trace
-// context, say); what it leaves is what is published. Hooks run in the
+// context, say; it is nil when the event has no metadata, and the hook
+// may set a new map); what it leaves is what is published, and the
+// caller's event and map are not changed. Hooks run in the
 // order given and must not block. A nil hook is skipped. Without hooks a
 // publish pays nothing for them. Default: none.
 func WithPublishHook(h func(ctx context.Context, e *Event)) Option {
