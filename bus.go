@@ -42,6 +42,12 @@ type Bus struct {
 	shutDone chan struct{}
 	shutErr  error
 
+	hooks hooksState // publish hooks and middleware (observe.go)
+	watch *watchdog  // looks for stalled handlers; nil without a stall timeout
+	// blockSubs counts live Handle subscriptions with the Block policy
+	// and no block timeout, for the self-deadlock check in publish.
+	blockSubs atomic.Int32
+
 	published, persisted, delivered, dropped atomic.Uint64
 }
 
@@ -101,6 +107,11 @@ func New(opts ...Option) (*Bus, error) {
 	b.loop = newLoop(b, last)
 	b.root, b.cancelRoot = context.WithCancelCause(context.Background())
 	b.rep = newReporter(cfg.logger, cfg.errorHandler)
+	b.hooks.opt.pub, b.hooks.opt.mw = cfg.publishHooks, cfg.middleware
+	b.hooks.cur.Store(b.hooks.build(nil, nil))
+	if cfg.stallTimeout > 0 {
+		b.watch = startWatchdog(b, cfg.stallTimeout)
+	}
 	go b.runLoop()
 	return b, nil
 }
@@ -211,6 +222,9 @@ func (b *Bus) stopWaiting() {
 func (b *Bus) shutdown() {
 	<-b.loopDone
 	b.wg.Wait()
+	if b.watch != nil {
+		b.watch.close()
+	}
 	b.stopWaiting()
 	if b.ownsStore {
 		if err := b.store.Close(); err != nil {

@@ -119,6 +119,24 @@
 // reported to the error handler ([WithErrorHandler]) and the logger, with
 // the event's ID and topic, as an [*EventError]; the handler goes on.
 //
+// # Observability
+//
+// Every subscription records where it was made, the caller of Subscribe,
+// Handle or HandleFunc as "file.go:123" ([Subscription.Site], and Site in
+// [SubscriberInfo] and [SubscriptionStats]); [Bus.Subscriptions] lists
+// them all. A handler that runs one event for longer than the stall
+// timeout ([WithStallTimeout], default 10s) is reported once as a
+// [*StallError] naming the subscription, its site, the event and how
+// long, and again when it returns. A handler of a Block subscription
+// that, with its own ctx, publishes into its own full mailbox gets
+// [ErrDeadlock] from Publish instead of waiting for itself. [WithMiddleware] wraps handler calls
+// (the bus's outermost, then the subscription's) and [WithPublishHook]
+// runs on the publisher's goroutine before validation, with a Metadata
+// map of its own; [Bus.AddHooks] adds both to a running bus, which is how
+// the otelbus package adds OpenTelemetry metrics and traces. The monitor
+// package serves a live page of every subscription. Without hooks or
+// middleware, publishing and delivery pay one atomic load for them.
+//
 // # Access control
 //
 // [WithAuthorizer] asks an [Authorizer] about each publish and each
@@ -147,7 +165,10 @@
 // Subscribe mailbox while a backlog waits behind C (stops when the
 // backlog is received, or 200ms after its reader stops receiving once the
 // subscription has ended; Shutdown does not wait for it, so C can be
-// drained after Shutdown), one reporter that calls the error handler, and,
+// drained after Shutdown), one reporter that calls the error handler,
+// one watchdog looking for stalled handlers when a stall timeout is set
+// (it ticks every quarter of the timeout, at most every second, and
+// stops at Shutdown after the runners), and,
 // during Shutdown, the goroutine that runs its steps. Nothing else runs in
 // the background. User code — handlers, the error handler, the
 // Authorizer — never runs on the loop or under a bus lock.
@@ -179,6 +200,9 @@
 //	rejoin      a lagging subscription going live again, with the events in between from the tail
 //	tail        the loop's ring of recent stored events, for rejoins
 //	reporter    the goroutine that calls the error handler
+//	site        where a subscription was made, "file.go:123"
+//	stall       a handler running one event longer than the stall timeout; the watchdog reports it
+//	hooks       publish hooks and handler middleware (WithPublishHook, WithMiddleware, Bus.AddHooks)
 //
 // # Costs
 //

@@ -65,6 +65,17 @@ var (
 	// ErrHandler wraps errors returned by a handler and panics recovered
 	// from one, as reported to the error handler.
 	ErrHandler = errors.New("eventbus: handler failed")
+
+	// ErrStalled is wrapped by a *StallError: a handler has run one
+	// event for longer than the stall timeout (WithStallTimeout).
+	ErrStalled = errors.New("eventbus: handler stalled")
+
+	// ErrDeadlock is returned by a Publish that would wait for itself: a
+	// handler of a Block subscription (with no block timeout) publishing,
+	// with its handler ctx, an event that subscription matches while its
+	// mailbox is full. Only the handler could make room, and it is
+	// waiting for the Publish.
+	ErrDeadlock = errors.New("eventbus: publish would deadlock")
 )
 
 // EventError is an error about one event that has no caller to return to:

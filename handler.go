@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"time"
 )
 
 // runHandler is the goroutine of a Handle subscription: it calls h for each
@@ -12,12 +13,22 @@ import (
 // bus gives up waiting for handlers at Shutdown; events left then are
 // dropped and counted.
 func (b *Bus) runHandler(s *Subscription, base context.Context, h func(context.Context, Event) error) {
-	ctx, cancel := context.WithCancelCause(context.WithoutCancel(base))
+	ctx, cancel := context.WithCancelCause(context.WithValue(context.WithoutCancel(base), subKey{}, s))
 	stop := context.AfterFunc(b.root, func() { cancel(ErrClosed) })
 	defer func() {
 		stop()
 		cancel(ErrClosed)
 	}()
+	w := b.watch
+	if w != nil {
+		w.add(s)
+		defer w.remove(s)
+	}
+	var hs *hookSet
+	call := HandlerFunc(h)
+	if len(s.mw) > 0 {
+		call = chain(nil, s.mw, h)
+	}
 	for {
 		env, ok := s.mb.take()
 		if !ok {
@@ -28,12 +39,22 @@ func (b *Bus) runHandler(s *Subscription, base context.Context, h func(context.C
 			b.dropped.Add(1)
 			continue
 		}
+		if cur := b.hooks.cur.Load(); cur != hs {
+			hs, call = cur, chain(cur, s.mw, h)
+		}
 		start := b.clock()
 		if env.at != 0 {
 			s.latency.observe(start - env.at)
 		}
-		err := callHandler(ctx, h, env.e)
-		s.runtimeHst.observe(b.clock() - start)
+		if w != nil {
+			s.run.begin(start, &env.e)
+		}
+		err := callHandler(ctx, call, env.e)
+		end := b.clock()
+		s.runtimeHst.observe(end - start)
+		if w != nil && s.run.finish() {
+			b.report(s.stallError(env.e.ID, env.e.Topic, time.Duration(end-start), true))
+		}
 		if err != nil {
 			b.report(&EventError{ID: env.e.ID, Topic: env.e.Topic, Err: err})
 		}
@@ -42,7 +63,7 @@ func (b *Bus) runHandler(s *Subscription, base context.Context, h func(context.C
 
 // callHandler runs h, turning an error or a panic into an error wrapping
 // ErrHandler.
-func callHandler(ctx context.Context, h func(context.Context, Event) error, e Event) (err error) {
+func callHandler(ctx context.Context, h HandlerFunc, e Event) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("%w: %w", ErrHandler, &PanicError{Value: v, Stack: debug.Stack()})

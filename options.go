@@ -1,8 +1,10 @@
 package eventbus
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -27,9 +29,10 @@ type PublishOption interface{ applyPub(*pubConfig) }
 
 // Defaults.
 const (
-	DefaultBufferSize  = 1000                 // subscriber mailbox
-	DefaultQueueSize   = 4096                 // the bus's intake queue
-	DefaultStallBudget = 5 * time.Millisecond // see WithStallBudget
+	DefaultBufferSize   = 1000                 // subscriber mailbox
+	DefaultQueueSize    = 4096                 // the bus's intake queue
+	DefaultStallBudget  = 5 * time.Millisecond // see WithStallBudget
+	DefaultStallTimeout = 10 * time.Second     // see WithStallTimeout
 )
 
 type busConfig struct {
@@ -43,6 +46,9 @@ type busConfig struct {
 	errorHandler   func(error)
 	authorizer     Authorizer
 	stallBudget    time.Duration
+	stallTimeout   time.Duration
+	middleware     []func(HandlerFunc) HandlerFunc
+	publishHooks   []func(context.Context, *Event)
 	noRouteCache   bool // testing
 }
 
@@ -55,6 +61,7 @@ type subConfig struct {
 	fromSeq      uint64
 	since        time.Time
 	more         []string // WithPatterns
+	middleware   []func(HandlerFunc) HandlerFunc
 }
 
 type pubConfig struct {
@@ -67,6 +74,7 @@ func defaultBusConfig() busConfig {
 		sub:            subConfig{buffer: DefaultBufferSize, overflow: DropOldest},
 		queueSize:      DefaultQueueSize,
 		stallBudget:    DefaultStallBudget,
+		stallTimeout:   DefaultStallTimeout,
 		logger:         slog.Default(),
 	}
 }
@@ -305,4 +313,64 @@ func WithStallBudget(d time.Duration) Option {
 		c.stallBudget = d
 		return nil
 	})
+}
+
+// WithStallTimeout sets how long a handler may run on one event before it
+// is reported to the error handler as stalled (a *StallError, once per
+// stall, and again with Recovered set when the call returns); 0 turns the
+// watch off. One goroutine per bus looks every quarter of d (at most every
+// second), so a stall is reported between d and d plus that tick. Stats
+// shows it as SubscriptionStats.StalledFor. Default: 10s.
+func WithStallTimeout(d time.Duration) Option {
+	return busOption(func(c *busConfig) error {
+		if d < 0 {
+			return invalidOption("WithStallTimeout", d, "must not be negative")
+		}
+		c.stallTimeout = d
+		return nil
+	})
+}
+
+// WithPublishHook adds a function that runs on the publisher's goroutine
+// at the start of every Publish and PublishAsync (Publisher.Emit
+// included), before the event is validated. It gets a copy of the
+// caller's event whose Metadata map is its own to change (to add trace
+// context, say; it is nil when the event has no metadata, and the hook
+// may set a new map); what it leaves is what is published, and the
+// caller's event and map are not changed. Hooks run in the
+// order given and must not block. A nil hook is skipped. Without hooks a
+// publish pays nothing for them. Default: none.
+func WithPublishHook(h func(ctx context.Context, e *Event)) Option {
+	return busOption(func(c *busConfig) error {
+		if h != nil {
+			c.publishHooks = append(c.publishHooks, h)
+		}
+		return nil
+	})
+}
+
+// middlewareOption is WithMiddleware: for the bus in New, for one
+// subscription in Handle and HandleFunc.
+type middlewareOption []func(HandlerFunc) HandlerFunc
+
+func (m middlewareOption) applyBus(c *busConfig) error {
+	c.middleware = append(c.middleware, m...)
+	return nil
+}
+
+func (m middlewareOption) applySub(c *subConfig) error {
+	// Never append to the slice of another config (the bus's defaults).
+	c.middleware = append(slices.Clip(c.middleware), m...)
+	return nil
+}
+
+// WithMiddleware wraps every call of a handler: mw(next) returns the
+// HandlerFunc called instead of next. In New it applies to every Handle
+// and HandleFunc subscription; in Handle or HandleFunc to that one. The
+// bus's middleware is outermost, then the subscription's, each in the
+// order given, so the first wraps all the others. A panic in middleware
+// is recovered like one in the handler. It has no effect on Subscribe
+// (there is no handler to wrap). nil entries are skipped. Default: none.
+func WithMiddleware(mw ...func(HandlerFunc) HandlerFunc) SharedOption {
+	return middlewareOption(slices.DeleteFunc(slices.Clone(mw), func(f func(HandlerFunc) HandlerFunc) bool { return f == nil }))
 }

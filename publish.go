@@ -18,7 +18,9 @@ import (
 // call has the event in its mailbox or counted it as dropped. If the store
 // fails, the event is not delivered and the error wraps ErrPersist and the
 // store's error. Other errors wrap ErrInvalidTopic, ErrInvalidEventType,
-// ErrInvalidPayload, ErrForbidden or ErrClosed. ctx limits waiting, not
+// ErrInvalidPayload, ErrForbidden or ErrClosed, or ErrDeadlock when a
+// handler of a Block subscription publishes, with its handler ctx, into
+// its own full mailbox (it would wait for itself). ctx limits waiting, not
 // work the bus has accepted: if Publish returns a ctx error, the event may
 // still be delivered.
 func (b *Bus) Publish(ctx context.Context, e Event, opts ...PublishOption) error {
@@ -53,8 +55,17 @@ func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, flags
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	if hs := b.hooks.cur.Load(); hs != nil && len(hs.pub) > 0 {
+		runHooks(ctx, hs, e)
+		flags &^= pubChecked // the hooks may have changed it
+	}
 	if err := b.prepare(e, flags&pubChecked != 0); err != nil {
 		return 0, err
+	}
+	if sync && b.blockSubs.Load() > 0 {
+		if err := b.selfDeadlock(ctx, e.Topic); err != nil {
+			return 0, err
+		}
 	}
 	if b.cfg.authorizer != nil {
 		p := PrincipalFrom(ctx)

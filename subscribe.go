@@ -17,7 +17,7 @@ import (
 // Errors wrap ErrInvalidPattern, ErrInvalidOption, ErrNoStore (replay or
 // CatchUp without a store), ErrForbidden or ErrClosed, or are ctx.Err().
 func (b *Bus) Subscribe(ctx context.Context, pattern string, opts ...SubscribeOption) (*Subscription, error) {
-	return b.subscribe(ctx, pattern, opts, nil)
+	return b.subscribe(ctx, pattern, opts, nil, callerSite(1))
 }
 
 // Handle subscribes h to pattern: a goroutine owned by the bus calls it for
@@ -32,7 +32,7 @@ func (b *Bus) Handle(ctx context.Context, pattern string, h func(context.Context
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil handler", ErrInvalidOption)
 	}
-	return b.subscribe(ctx, pattern, opts, h)
+	return b.subscribe(ctx, pattern, opts, h, callerSite(1))
 }
 
 // HandleFunc is Bus.Handle for typed payloads: each payload is decoded into
@@ -43,17 +43,17 @@ func HandleFunc[T any](b *Bus, ctx context.Context, pattern string, h func(conte
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil handler", ErrInvalidOption)
 	}
-	return b.Handle(ctx, pattern, func(ctx context.Context, e Event) error {
+	return b.subscribe(ctx, pattern, opts, func(ctx context.Context, e Event) error {
 		var v T
 		if err := e.Decode(&v); err != nil {
 			b.report(&EventError{ID: e.ID, Topic: e.Topic, Err: fmt.Errorf("%w: decoding payload: %w", ErrInvalidPayload, err)})
 			return nil
 		}
 		return h(ctx, e, v)
-	}, opts...)
+	}, callerSite(1))
 }
 
-func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption, h func(context.Context, Event) error) (*Subscription, error) {
+func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption, h func(context.Context, Event) error, site string) (*Subscription, error) {
 	if err := ValidatePattern(pat); err != nil {
 		return nil, err
 	}
@@ -91,11 +91,14 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 		overflow:  cfg.overflow,
 		blockWait: cfg.blockTimeout,
 		done:      make(chan struct{}),
+		site:      site,
 	}
 	s.mb.init(cfg.buffer, h != nil)
 	if h != nil {
 		s.c = make(chan Event)
 		s.runtimeHst = new(histogram)
+		s.mw = cfg.middleware
+		s.run = new(running)
 	} else {
 		s.c = s.mb.out
 	}
@@ -119,6 +122,10 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 	}
 	b.reg.add(s, ps)
 	if h != nil {
+		if s.overflow == Block && s.blockWait == 0 {
+			s.countsBlock = true
+			b.blockSubs.Add(1)
+		}
 		b.wg.Go(func() { b.runHandler(s, ctx, h) })
 	}
 	if cfg.replay {
@@ -226,6 +233,7 @@ func (r *registry) takeAll() []*Subscription {
 type SubscriberInfo struct {
 	ID       string
 	Name     string
+	Site     string // where it was made, "file.go:123" (as in Stats)
 	Patterns []string
 	Stats    SubscriptionStats
 }
@@ -241,7 +249,7 @@ func (b *Bus) Subscribers(topic string) []SubscriberInfo {
 	b.reg.mu.Unlock()
 	out := make([]SubscriberInfo, 0, len(subs))
 	for _, s := range subs {
-		out = append(out, SubscriberInfo{ID: s.id, Name: s.name, Patterns: s.Patterns(), Stats: s.Stats()})
+		out = append(out, s.info())
 	}
 	return out
 }

@@ -88,6 +88,12 @@ type Subscription struct {
 	isLagging  atomic.Bool
 	latency    histogram  // taken by the loop to mailbox (Subscribe) or to handler start (Handle)
 	runtimeHst *histogram // handler run time (Handle only; nil for Subscribe)
+
+	site string                          // where it was made, "file.go:123"
+	mw   []func(HandlerFunc) HandlerFunc // its own middleware (Handle)
+	run  *running                        // the handler's current call (Handle only)
+
+	countsBlock bool // counted in b.blockSubs until it ends; set before it is shared
 }
 
 // C returns the mailbox's channel. It holds the first few waiting events
@@ -174,6 +180,11 @@ type SubscriptionStats struct {
 	Dropped   uint64 // events lost to the overflow policy
 	Pending   int    // events waiting in the mailbox
 	Lagging   bool   // catching up from the store (CatchUp, FromSeq, Since)
+	Buffer    int    // the mailbox's bound
+	Site      string // where the subscription was made, "file.go:123"
+	// StalledFor is how long the handler has been running its current
+	// event, when that is longer than the bus's stall timeout; else 0.
+	StalledFor time.Duration
 
 	// Delivery latency, from the bus goroutine taking the event (when it
 	// gets its Seq) to the event entering the mailbox (Subscribe) or the
@@ -190,7 +201,10 @@ func (s *Subscription) Stats() SubscriptionStats {
 		Delivered: s.delivered.Load(),
 		Dropped:   s.dropped.Load(),
 		Lagging:   s.isLagging.Load(),
+		Buffer:    s.mb.bound,
+		Site:      s.site,
 	}
+	st.StalledFor = s.stalledFor()
 	st.Pending = s.pending()
 	st.LatencyP50, st.LatencyP99, st.LatencyMax = s.latency.summary()
 	if s.runtimeHst != nil {
@@ -223,6 +237,9 @@ func (s *Subscription) finish(err error) bool {
 		first = true
 	})
 	if first {
+		if s.countsBlock {
+			s.b.blockSubs.Add(-1)
+		}
 		s.mu.Lock()
 		stop := s.stopCtx
 		s.stopCtx = nil

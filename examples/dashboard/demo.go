@@ -28,6 +28,24 @@ func startDemo(ctx context.Context, wg *sync.WaitGroup, bus *eventbus.Bus, speed
 	wg.Go(func() { d.files(ctx) })
 	wg.Go(func() { d.system(ctx) })
 	wg.Go(func() { d.users(ctx) })
+	d.slowArchiver(ctx)
+}
+
+// slowArchiver subscribes a deliberately slow handler to every worker
+// event, for the Subscribers view to find: it takes about 1.5s per event
+// (scaled by speed), so its small mailbox fills and it drops. When ctx
+// ends it stops sleeping, so it drains at once and Shutdown is not held
+// up. It ends with the bus.
+func (d *demo) slowArchiver(ctx context.Context) {
+	_, _ = d.bus.Handle(context.Background(), "worker.*", func(context.Context, eventbus.Event) error {
+		t := time.NewTimer(time.Duration(1.5 * float64(time.Second) / d.speed))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		return nil
+	}, eventbus.WithName("slow-archiver"), eventbus.WithBuffer(16), eventbus.WithOverflow(eventbus.DropOldest))
 }
 
 type demo struct {

@@ -41,6 +41,14 @@
 //	GET /api/events?pattern=*&limit=200   the newest stored matching events, oldest first,
 //	                                      and where the stream resumes: {"events":[…],"epoch":"…","last_seq":N}
 //	GET /api/info                         {"store":"…","demo":true}
+//	GET /monitor/                         the Subscribers view (package monitor): every subscription live,
+//	                                      the slow and the stalled highlighted; /monitor/snapshot, /monitor/ws
+//	GET /metrics                          the bus's OpenTelemetry metrics (otelbus) through the
+//	                                      OpenTelemetry Prometheus exporter
+//
+// The demo includes one deliberately slow subscriber, "slow-archiver"
+// (about 1.5s per worker event, a mailbox of 16), so the Subscribers view
+// has something to find.
 //
 // Browsers that fall behind catch up from the store (eventbus.CatchUp)
 // rather than lose events. The page's state is readable as window.__dash,

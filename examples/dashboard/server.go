@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/choiros/eventbus"
+	"github.com/choiros/eventbus/monitor"
 	"github.com/choiros/eventbus/sqlitestore"
 	"github.com/choiros/eventbus/wsbridge"
 )
@@ -27,6 +28,8 @@ var staticFiles embed.FS
 type app struct {
 	bus       *eventbus.Bus
 	ws        http.Handler
+	monitor   http.Handler // the Subscribers view, under /monitor/
+	metrics   http.Handler // /metrics, the bus's OpenTelemetry metrics for Prometheus
 	addr      string
 	storeName string
 	demo      bool
@@ -74,6 +77,15 @@ func run(ctx context.Context, cfg config) error {
 		_ = bus.Close()
 		return err
 	}
+	metrics, err := newMetrics(bus)
+	if err != nil {
+		_ = bus.Close()
+		if store != nil {
+			_ = store.Close()
+		}
+		return err
+	}
+	defer metrics.close()
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		_ = bus.Close()
@@ -82,7 +94,8 @@ func run(ctx context.Context, cfg config) error {
 		}
 		return err
 	}
-	a := &app{bus: bus, ws: ws, addr: ln.Addr().String(), storeName: storeName, demo: cfg.demo}
+	a := &app{bus: bus, ws: ws, addr: ln.Addr().String(), storeName: storeName, demo: cfg.demo,
+		monitor: http.StripPrefix("/monitor", monitor.Handler(bus)), metrics: metrics.handler}
 	a.hosts = newHostCheck(a.addr, cfg.allowHosts)
 	a.gen, a.cancelGen = context.WithCancel(context.Background())
 
@@ -132,6 +145,9 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("GET /ws", a.serveWS)
 	mux.HandleFunc("GET /api/events", a.serveEvents)
 	mux.HandleFunc("GET /api/info", a.serveInfo)
+	mux.HandleFunc("GET /monitor/", a.serveMonitor)
+	mux.Handle("GET /metrics", a.metrics)
+	mux.Handle("GET /monitor", http.RedirectHandler("/monitor/", http.StatusMovedPermanently))
 	return securityHeaders(a.hosts.wrap(mux))
 }
 
@@ -163,6 +179,23 @@ func (a *app) serveWS(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(gen, cancel)
 	defer stop()
 	a.ws.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// serveMonitor serves the Subscribers view (package monitor). Its
+// WebSocket feed is counted in wsConns and ends with the connections'
+// generation, like the event stream's; it also ends within a second of
+// the bus shutting down.
+func (a *app) serveMonitor(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	gen := a.gen
+	a.wsConns.Add(1)
+	a.mu.Unlock()
+	defer a.wsConns.Done()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(gen, cancel)
+	defer stop()
+	a.monitor.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // setOffline(true) closes every WebSocket connection ("going away") and
