@@ -986,17 +986,29 @@ func TestShutdown(t *testing.T) {
 				}
 			})
 		}
+		// The reader keeps reading across Shutdown: what waits behind C
+		// is handed on as long as it is read.
+		got := make([][]int, publishers)
+		read := make(chan error, 1)
+		go func() {
+			for e := range sub.C() {
+				var p, n int
+				if _, err := fmt.Sscanf(e.Topic, "race.%d", &p); err != nil {
+					read <- err
+					return
+				}
+				if err := e.Decode(&n); err != nil {
+					read <- err
+					return
+				}
+				got[p] = append(got[p], n)
+			}
+			read <- nil
+		}()
 		running.Wait() // all are publishing
 		require.NoError(t, b.Shutdown(t.Context()))
 		wg.Wait()
-		got := make([][]int, publishers)
-		for e := range sub.C() {
-			var p, n int
-			_, err := fmt.Sscanf(e.Topic, "race.%d", &p)
-			require.NoError(t, err)
-			require.NoError(t, e.Decode(&n))
-			got[p] = append(got[p], n)
-		}
+		require.NoError(t, <-read)
 		for p := range publishers {
 			assert.Equal(t, accepted[p], got[p], "publisher %d", p)
 		}

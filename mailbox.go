@@ -403,6 +403,20 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 			m.sending = false
 			continue
 		case <-graceC:
+			// The reader may have made room as the timer fired (a
+			// process paused for a while wakes to both): only a reader
+			// that is still not receiving is given up on.
+			select {
+			case m.out <- head:
+				grace.Reset(drainGrace)
+				m.mu.Lock()
+				m.sending = false
+				m.queue.dropFront()
+				m.queued.Add(-1)
+				m.made()
+				continue
+			default:
+			}
 		}
 		// Give up: what is left is lost.
 		m.mu.Lock()
