@@ -83,7 +83,7 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 		failing = false
 		for i := range events {
 			e := &events[i]
-			if s.matches(e.Topic) {
+			if s.matches(e.Topic) && s.owes(e.Seq, mark) {
 				if !s.sendWait(e, 0, nil, nil) {
 					s.closeMailbox()
 					return
@@ -151,7 +151,7 @@ func (l *loop) rejoin(s *Subscription, cursor, caught uint64) rejoinReply {
 			return rejoinReply{cursor: cursor}
 		}
 		for seq, env := range l.tail.since(cursor + 1) {
-			if env == nil || !s.matches(env.e.Topic) || !d.lag.wants(&env.e) {
+			if env == nil || !s.matches(env.e.Topic) || !d.lag.wants(&env.e) || !s.owes(seq, d.lag.mark) {
 				cursor = seq
 				continue
 			}
@@ -168,6 +168,7 @@ func (l *loop) rejoin(s *Subscription, cursor, caught uint64) rejoinReply {
 	}
 	d.lagging = false
 	s.isLagging.Store(false)
+	s.forgetOwed()
 	d.lastSeq = max(cursor, l.processed)
 	if got := caught + d.lag.handed; d.lag.counting && d.lag.owed > got {
 		// The store no longer held them: pruned by its retention before

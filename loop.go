@@ -25,6 +25,7 @@ type loop struct {
 
 	spare     []item          // an emptied batch, the intake's next buffer
 	touched   []*Subscription // fanoutRun's scratch
+	groups    []*queueGroup   // fanoutRun's scratch: queue groups with a choice for the event routed
 	left      leftover        // a batch a publisher left to the loop goroutine
 	seq       uint64          // last Seq assigned
 	processed uint64          // last Seq fanned out
@@ -237,11 +238,18 @@ func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts)
 			continue // not delivered
 		}
 		for _, s := range b.reg.routes.Route(it.e.Topic) {
+			if s.group != nil {
+				l.consider(s)
+				continue
+			}
 			d := &s.dl
 			if len(d.run) == 0 {
 				touched = append(touched, s)
 			}
 			d.run = append(d.run, int32(i))
+		}
+		if len(l.groups) > 0 {
+			touched = l.choose(int32(i), touched)
 		}
 	}
 	b.reg.mu.Unlock()

@@ -55,6 +55,7 @@ type subConfig struct {
 	fromSeq      uint64
 	since        time.Time
 	more         []string // WithPatterns
+	queueGroup   string
 }
 
 type pubConfig struct {

@@ -117,6 +117,9 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 		b.reg.mu.Unlock()
 		return nil, ErrClosed
 	}
+	if cfg.queueGroup != "" {
+		b.reg.joinGroup(s, cfg.queueGroup)
+	}
 	b.reg.add(s, ps)
 	if h != nil {
 		b.wg.Go(func() { b.runHandler(s, ctx, h) })
@@ -180,7 +183,8 @@ type registry struct {
 	mu      sync.Mutex
 	subs    map[*Subscription]struct{}
 	routes  *routeIndex
-	closing bool // Shutdown has begun: no new subscriptions
+	groups  map[string]*queueGroup // queue groups with members, by name
+	closing bool                   // Shutdown has begun: no new subscriptions
 	nextID  uint64
 	noCache bool // testing: route without the cache
 }
@@ -203,6 +207,7 @@ func (r *registry) remove(s *Subscription) {
 		return
 	}
 	delete(r.subs, s)
+	r.leaveGroup(s)
 	for _, p := range *s.pats.Load() {
 		r.routes.Remove(p.src, s)
 	}
@@ -218,6 +223,7 @@ func (r *registry) takeAll() []*Subscription {
 		subs = append(subs, s)
 	}
 	clear(r.subs)
+	clear(r.groups)
 	r.routes = newRouteIndex(r.noCache)
 	return subs
 }

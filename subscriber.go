@@ -81,12 +81,15 @@ type Subscription struct {
 
 	dl delivery // the loop's state for it; only a holder of loop.mu touches it
 
+	group *queueGroup // WithQueueGroup; nil for none. Set before it is registered.
+	owed  owedSeqs    // queue group member: what its catch-up goroutine delivers
+
 	closeHandleC sync.Once // Handle: c is closed once
 
 	delivered  atomic.Uint64
 	dropped    atomic.Uint64
 	isLagging  atomic.Bool
-	latency    histogram // taken by the loop to mailbox (Subscribe) or to handler start (Handle)
+	latency    histogram  // taken by the loop to mailbox (Subscribe) or to handler start (Handle)
 	runtimeHst *histogram // handler run time (Handle only; nil for Subscribe)
 }
 
