@@ -34,6 +34,7 @@ type Bus struct {
 	root       context.Context // parent of handler contexts
 	cancelRoot context.CancelCauseFunc
 	abort      chan struct{} // closed when Shutdown stops waiting: Block and pacing waits give up
+	closing    chan struct{} // closed when Shutdown begins: pending retry backoffs give up
 	abortOnce  sync.Once
 
 	wg       sync.WaitGroup // handler runners, pumps and catch-up goroutines
@@ -64,6 +65,7 @@ func New(opts ...Option) (*Bus, error) {
 		in:       newIntake(cfg.queueSize),
 		epoch:    time.Now(),
 		abort:    make(chan struct{}),
+		closing:  make(chan struct{}),
 		loopDone: make(chan struct{}),
 		shutDone: make(chan struct{}),
 	}
@@ -186,6 +188,7 @@ func (b *Bus) Shutdown(ctx context.Context) error {
 		b.reg.mu.Lock()
 		b.reg.closing = true
 		b.reg.mu.Unlock()
+		close(b.closing)
 		b.in.close()
 		go b.shutdown()
 	})

@@ -13,6 +13,7 @@ import (
 // dropped and counted.
 func (b *Bus) runHandler(s *Subscription, base context.Context, h func(context.Context, Event) error) {
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(base))
+	ctx, att := withAttempt(ctx)
 	stop := context.AfterFunc(b.root, func() { cancel(ErrClosed) })
 	defer func() {
 		stop()
@@ -32,11 +33,14 @@ func (b *Bus) runHandler(s *Subscription, base context.Context, h func(context.C
 		if env.at != 0 {
 			s.latency.observe(start - env.at)
 		}
+		att.n.Store(1)
 		err := callHandler(ctx, h, env.e)
 		s.runtimeHst.observe(b.clock() - start)
 		if err != nil {
-			b.report(&EventError{ID: env.e.ID, Topic: env.e.Topic, Err: err})
+			b.failed(ctx, s, att, h, &env.e, err) // retry.go: retries, dead letter, report
+			continue
 		}
+		s.work.acked.Add(1)
 	}
 }
 

@@ -56,6 +56,8 @@ type subConfig struct {
 	since        time.Time
 	more         []string // WithPatterns
 	queueGroup   string
+	retry        *Retry // WithRetry
+	deadLetter   string // WithDeadLetter
 }
 
 type pubConfig struct {

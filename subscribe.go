@@ -92,6 +92,9 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 		blockWait: cfg.blockTimeout,
 		done:      make(chan struct{}),
 	}
+	if err := s.work.init(&cfg, h != nil); err != nil {
+		return nil, err
+	}
 	s.mb.init(cfg.buffer, h != nil)
 	if h != nil {
 		s.c = make(chan Event)

@@ -83,6 +83,7 @@ type Subscription struct {
 
 	group *queueGroup // WithQueueGroup; nil for none. Set before it is registered.
 	owed  owedSeqs    // queue group member: what its catch-up goroutine delivers
+	work  work        // Handle: retries, dead letters, acknowledgements
 
 	closeHandleC sync.Once // Handle: c is closed once
 
@@ -178,6 +179,11 @@ type SubscriptionStats struct {
 	Pending   int    // events waiting in the mailbox
 	Lagging   bool   // catching up from the store (CatchUp, FromSeq, Since)
 
+	// Handle: events done with (the handler returned nil, or failed its
+	// last attempt), handler runs repeated by WithRetry, and events
+	// published to the WithDeadLetter topic.
+	Acked, Retried, DeadLettered uint64
+
 	// Delivery latency, from the bus goroutine taking the event (when it
 	// gets its Seq) to the event entering the mailbox (Subscribe) or the
 	// handler starting (Handle), as the upper bounds of power-of-two
@@ -195,6 +201,7 @@ func (s *Subscription) Stats() SubscriptionStats {
 		Lagging:   s.isLagging.Load(),
 	}
 	st.Pending = s.pending()
+	st.Acked, st.Retried, st.DeadLettered = s.work.acked.Load(), s.work.retried.Load(), s.work.deadLettered.Load()
 	st.LatencyP50, st.LatencyP99, st.LatencyMax = s.latency.summary()
 	if s.runtimeHst != nil {
 		st.HandlerP50, st.HandlerP99, st.HandlerMax = s.runtimeHst.summary()
