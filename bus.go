@@ -35,6 +35,8 @@ type Bus struct {
 	cancelRoot context.CancelCauseFunc
 	abort      chan struct{} // closed when Shutdown stops waiting: Block and pacing waits give up
 	closing    chan struct{} // closed when Shutdown begins: pending retry backoffs give up
+	durMu      sync.Mutex
+	durables   map[string]*durable // by name; guarded by durMu
 	abortOnce  sync.Once
 
 	wg       sync.WaitGroup // handler runners, pumps and catch-up goroutines
@@ -214,6 +216,7 @@ func (b *Bus) stopWaiting() {
 func (b *Bus) shutdown() {
 	<-b.loopDone
 	b.wg.Wait()
+	b.flushDurables()
 	b.stopWaiting()
 	if b.ownsStore {
 		if err := b.store.Close(); err != nil {

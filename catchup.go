@@ -88,6 +88,9 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 					s.closeMailbox()
 					return
 				}
+				if e.Seq <= mark {
+					s.assign(e.Seq) // above mark the loop assigned it
+				}
 				s.delivered.Add(1)
 				b.delivered.Add(1)
 				if e.Seq > mark {
@@ -96,6 +99,7 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 			}
 			cursor = e.Seq
 		}
+		s.replayed(cursor, cursor >= mark) // past mark, the loop assigns what it owes
 		if len(events) == catchUpPage {
 			continue
 		}
@@ -106,6 +110,7 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 			s.closeMailbox()
 			return
 		case r.live:
+			s.replayed(mark, true)
 			return
 		}
 		progressed := r.cursor > cursor
@@ -157,6 +162,9 @@ func (l *loop) rejoin(s *Subscription, cursor, caught uint64) rejoinReply {
 			}
 			if !s.trySend(&env.e, env.at) {
 				return rejoinReply{cursor: cursor}
+			}
+			if seq <= d.lag.mark {
+				s.assign(seq)
 			}
 			s.delivered.Add(1)
 			b.delivered.Add(1)

@@ -87,6 +87,9 @@ func (l *loop) deliverRun(s *Subscription, run []item, idx []int32, now *int64, 
 			}
 		}
 		d.lastSeq = it.e.Seq
+		if s.dur != nil {
+			s.dur.assign(it.e.Seq)
+		}
 		s.delivered.Add(1)
 		n.delivered++
 		if mb.out != nil {

@@ -170,8 +170,10 @@ type owedSeqs struct {
 	seqs []uint64
 }
 
-// owe records that the lagging member s owes seq. l.mu must be held.
+// owe records that the lagging subscription s owes seq (catch-up delivers
+// it). l.mu must be held.
 func (s *Subscription) owe(seq uint64) {
+	s.assign(seq) // a durable consumer's, though not yet in its mailbox
 	if s.group == nil {
 		return
 	}

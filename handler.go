@@ -18,6 +18,7 @@ func (b *Bus) runHandler(s *Subscription, base context.Context, h func(context.C
 	defer func() {
 		stop()
 		cancel(ErrClosed)
+		s.leaveDurable()
 	}()
 	for {
 		env, ok := s.mb.take()
@@ -40,7 +41,7 @@ func (b *Bus) runHandler(s *Subscription, base context.Context, h func(context.C
 			b.failed(ctx, s, att, h, &env.e, err) // retry.go: retries, dead letter, report
 			continue
 		}
-		s.work.acked.Add(1)
+		s.handled(&env.e)
 	}
 }
 

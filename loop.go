@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -29,6 +30,7 @@ type loop struct {
 	left      leftover        // a batch a publisher left to the loop goroutine
 	seq       uint64          // last Seq assigned
 	processed uint64          // last Seq fanned out
+	fanned    atomic.Uint64   // processed, for durable cursors (see durable.advance)
 	stored    uint64          // highest Seq appended to the store
 	tail      tail
 	toStore   []Event
@@ -287,6 +289,7 @@ func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts)
 			it.w.ch <- nil
 		}
 	}
+	l.fanned.Store(l.processed)
 	return true
 }
 

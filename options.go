@@ -58,6 +58,7 @@ type subConfig struct {
 	queueGroup   string
 	retry        *Retry // WithRetry
 	deadLetter   string // WithDeadLetter
+	durable      string // Durable
 }
 
 type pubConfig struct {

@@ -163,11 +163,11 @@ func (b *Bus) failed(ctx context.Context, s *Subscription, a *attempt, h func(co
 		err = callHandler(ctx, h, *e)
 		s.runtimeHst.observe(b.clock() - start)
 		if err == nil {
-			w.acked.Add(1)
+			s.handled(e)
 			return
 		}
 	}
-	w.acked.Add(1)
+	s.handled(e)
 	if w.deadLetter != "" {
 		if derr := b.deadLetter(ctx, w.deadLetter, e, err, n); derr != nil {
 			b.report(&EventError{ID: e.ID, Topic: e.Topic, Err: fmt.Errorf("%w (dead letter to %q refused: %w)", err, w.deadLetter, derr)})

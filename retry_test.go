@@ -211,7 +211,7 @@ func TestRetryAllocs(t *testing.T) {
 
 func ExampleWithRetry() {
 	reported := make(chan error, 1)
-	bus, _ := eventbus.New(eventbus.WithErrorHandler(func(err error) { reported <- err }))
+	bus, _ := eventbus.New(eventbus.WithErrorHandler(func(err error) { reported <- err }), eventbus.WithLogger(slog.New(slog.DiscardHandler)))
 	ctx := context.Background()
 	dead, _ := bus.Subscribe(ctx, "dead")
 	_, _ = bus.Handle(ctx, "orders.*", func(ctx context.Context, e eventbus.Event) error {

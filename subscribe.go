@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // Subscribe returns a subscription whose mailbox C receives the events
@@ -66,7 +67,10 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 			return nil, err
 		}
 	}
-	if b.store == nil && (cfg.replay || cfg.overflow == CatchUp) {
+	if cfg.durable != "" && cfg.overflow != Block {
+		cfg.overflow = CatchUp // it never drops what it has not acknowledged
+	}
+	if b.store == nil && (cfg.replay || cfg.overflow == CatchUp || cfg.durable != "") {
 		return nil, ErrNoStore
 	}
 	principal := PrincipalFrom(ctx)
@@ -103,6 +107,16 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 		s.c = s.mb.out
 	}
 	s.pats.Store(&ps)
+	if cfg.durable != "" {
+		d, first, c, err := b.openDurable(cfg.durable, s)
+		if err != nil {
+			return nil, err
+		}
+		s.dur = d
+		if first {
+			cfg.replay, cfg.fromSeq, cfg.since = true, c+1, time.Time{}
+		}
+	}
 	var cursor uint64
 	if cfg.replay {
 		// Lagging from the start; the loop starts the catch-up goroutine
@@ -118,6 +132,7 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 	b.reg.mu.Lock()
 	if b.reg.closing {
 		b.reg.mu.Unlock()
+		s.leaveDurable()
 		return nil, ErrClosed
 	}
 	if cfg.queueGroup != "" {

@@ -85,6 +85,9 @@ type Subscription struct {
 	owed  owedSeqs    // queue group member: what its catch-up goroutine delivers
 	work  work        // Handle: retries, dead letters, acknowledgements
 
+	dur     *durable // Durable; nil for none
+	durLeft sync.Once
+
 	closeHandleC sync.Once // Handle: c is closed once
 
 	delivered  atomic.Uint64
@@ -183,6 +186,9 @@ type SubscriptionStats struct {
 	// last attempt), handler runs repeated by WithRetry, and events
 	// published to the WithDeadLetter topic.
 	Acked, Retried, DeadLettered uint64
+	// Cursor is a Durable subscription's cursor (see Durable): every event
+	// up to it that the consumer matches is acknowledged.
+	Cursor uint64
 
 	// Delivery latency, from the bus goroutine taking the event (when it
 	// gets its Seq) to the event entering the mailbox (Subscribe) or the
@@ -202,6 +208,9 @@ func (s *Subscription) Stats() SubscriptionStats {
 	}
 	st.Pending = s.pending()
 	st.Acked, st.Retried, st.DeadLettered = s.work.acked.Load(), s.work.retried.Load(), s.work.deadLettered.Load()
+	if s.dur != nil {
+		st.Cursor = s.dur.cursorNow()
+	}
 	st.LatencyP50, st.LatencyP99, st.LatencyMax = s.latency.summary()
 	if s.runtimeHst != nil {
 		st.HandlerP50, st.HandlerP99, st.HandlerMax = s.runtimeHst.summary()
@@ -233,6 +242,9 @@ func (s *Subscription) finish(err error) bool {
 		first = true
 	})
 	if first {
+		if s.mb.out != nil {
+			s.leaveDurable() // Subscribe; Handle leaves when its handler is done
+		}
 		s.mu.Lock()
 		stop := s.stopCtx
 		s.stopCtx = nil
