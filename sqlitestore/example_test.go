@@ -126,3 +126,55 @@ func ExampleWithReadOnly() {
 	// 1 chat.general user-1 "hello"
 	// true
 }
+
+// A durable consumer's cursor, and the store's epoch, survive a restart:
+// both are kept in the file beside the events.
+func ExampleStore_SaveCursor() {
+	dir, err := os.MkdirTemp("", "sqlitestore-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "events.db")
+	ctx := context.Background()
+
+	st, err := sqlitestore.Open(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	epoch, err := st.Epoch(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := st.SaveCursor(ctx, "thumbnailer", 42); err != nil {
+		log.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	st, err = sqlitestore.Open(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer st.Close()
+	seq, err := st.LoadCursor(ctx, "thumbnailer")
+	if err != nil {
+		log.Fatal(err)
+	}
+	unknown, err := st.LoadCursor(ctx, "mailer")
+	if err != nil {
+		log.Fatal(err)
+	}
+	again, err := st.Epoch(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("thumbnailer resumes after", seq)
+	fmt.Println("mailer starts after", unknown)
+	fmt.Println("same epoch:", again == epoch)
+	// Output:
+	// thumbnailer resumes after 42
+	// mailer starts after 0
+	// same epoch: true
+}

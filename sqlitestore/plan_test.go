@@ -108,18 +108,19 @@ func TestQueryPlanUsesIndexes(t *testing.T) {
 		})
 	}
 
-	t.Run("retention deletes", func(t *testing.T) {
+	t.Run("retention deletes and topic prefixes", func(t *testing.T) {
 		for _, query := range []string{
 			`DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts < ? LIMIT ?) RETURNING seq, topic`,
 			`DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?) RETURNING seq, topic`,
 			`DELETE FROM topic_prefixes WHERE prefix = ? AND seq = ?`,
+			prefixSQL,
 		} {
 			n := strings.Count(query, "?")
 			args := make([]any, n)
 			for i := range args {
 				args[i] = 1
 			}
-			rows, err := s.w.Query("EXPLAIN QUERY PLAN "+query, args...)
+			rows, err := s.wc.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+query, args...)
 			require.NoError(t, err)
 			for rows.Next() {
 				var id, parent, notUsed int

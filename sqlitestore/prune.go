@@ -82,11 +82,9 @@ func (s *Store) pruneCount() error {
 		}
 		if int64(n) < want {
 			// Fewer events than counted (someone else deleted some): recount.
-			var total int64
-			if err := s.w.QueryRow(`SELECT count(*) FROM events`).Scan(&total); err != nil {
+			if err := s.recount(); err != nil {
 				return err
 			}
-			s.count.Store(total)
 		}
 	}
 	return nil
@@ -97,7 +95,11 @@ func (s *Store) pruneCount() error {
 // many events it deleted.
 func (s *Store) deleteBatch(query string, args ...any) (int, error) {
 	ctx := context.Background()
-	tx, err := s.w.BeginTx(ctx, nil)
+	if err := s.lockWriter(ctx); err != nil {
+		return 0, err
+	}
+	defer s.unlockWriter()
+	tx, err := s.wc.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -160,5 +162,20 @@ func deletePrefixes(ctx context.Context, del *sql.Stmt, seq int64, topic string)
 			}
 		}
 	}
+	return nil
+}
+
+// recount sets count to the number of stored events.
+func (s *Store) recount() error {
+	ctx := context.Background()
+	if err := s.lockWriter(ctx); err != nil {
+		return err
+	}
+	defer s.unlockWriter()
+	var total int64
+	if err := s.wc.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&total); err != nil {
+		return err
+	}
+	s.count.Store(total)
 	return nil
 }

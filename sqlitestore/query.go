@@ -59,8 +59,9 @@ func (s *Store) run(ctx context.Context, p plan, q eventbus.Query) ([]eventbus.E
 	}
 	defer rows.Close()
 	var out []eventbus.Event
+	sc := newScanner()
 	for rows.Next() {
-		e, err := scanEvent(rows)
+		e, err := sc.scan(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -100,29 +101,66 @@ func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
-func scanEvent(rows *sql.Rows) (eventbus.Event, error) {
-	var (
-		seq, ts                int64
-		id, typ, topic, source string
-		payload                []byte
-		corr                   sql.NullString
-	)
-	if err := rows.Scan(&seq, &id, &typ, &topic, &payload, &ts, &source, &corr); err != nil {
+// scanner reads events from rows into one set of destinations, made once
+// per query rather than once per row. The ID and Metadata are read as
+// sql.RawBytes, parsed at once, and never copied.
+type scanner struct {
+	seq, ts            int64
+	id, mdText         sql.RawBytes
+	typ, topic, source string
+	payload            []byte
+	corr               sql.NullString
+	dest               [9]any
+}
+
+// crockford marks the characters of a ULID's text form, either case.
+var crockford = func() (t [256]bool) {
+	for _, c := range "0123456789ABCDEFGHJKMNPQRSTVWXYZabcdefghjkmnpqrstvwxyz" {
+		t[c] = true
+	}
+	return t
+}()
+
+// parseID parses a ULID's text form as strictly as ulid.ParseStrict,
+// without making a string of it.
+func parseID(id *ulid.ULID, text []byte) error {
+	for _, c := range text {
+		if !crockford[c] {
+			return ulid.ErrInvalidCharacters
+		}
+	}
+	return id.UnmarshalText(text)
+}
+
+func newScanner() *scanner {
+	sc := &scanner{}
+	sc.dest = [9]any{&sc.seq, &sc.id, &sc.typ, &sc.topic, &sc.payload, &sc.ts, &sc.source, &sc.corr, &sc.mdText}
+	return sc
+}
+
+func (sc *scanner) scan(rows *sql.Rows) (eventbus.Event, error) {
+	sc.payload = nil // Scan copies into a non-nil slice's array: give each event its own
+	if err := rows.Scan(sc.dest[:]...); err != nil {
 		return eventbus.Event{}, err
 	}
-	uid, err := ulid.ParseStrict(id)
+	var uid ulid.ULID
+	if err := parseID(&uid, sc.id); err != nil {
+		return eventbus.Event{}, fmt.Errorf("event Seq %d: id %q: %w", sc.seq, sc.id, err)
+	}
+	md, err := parseMetadata(sc.mdText)
 	if err != nil {
-		return eventbus.Event{}, fmt.Errorf("event Seq %d: id %q: %w", seq, id, err)
+		return eventbus.Event{}, fmt.Errorf("event Seq %d: %w", sc.seq, err)
 	}
 	return eventbus.Event{
 		ID:            uid,
-		Seq:           uint64(seq),
-		Type:          eventbus.EventType(typ),
-		Topic:         topic,
-		Payload:       json.RawMessage(payload),
-		Timestamp:     time.Unix(0, ts).UTC(),
-		Source:        source,
-		CorrelationID: corr.String,
+		Seq:           uint64(sc.seq),
+		Type:          eventbus.EventType(sc.typ),
+		Topic:         sc.topic,
+		Payload:       json.RawMessage(sc.payload),
+		Timestamp:     time.Unix(0, sc.ts).UTC(),
+		Source:        sc.source,
+		CorrelationID: sc.corr.String,
+		Metadata:      md,
 	}, nil
 }
 
@@ -175,7 +213,12 @@ func upper(lit string) string {
 	return string(b)
 }
 
-const selectEvents = `SELECT e.seq, e.id, e.type, e.topic, e.payload, e.ts, e.source, e.correlation_id FROM `
+// selectEvents is the start of every Query's SQL, by schema version: a
+// version 1 file, read-only, has no metadata column.
+var selectEvents = [...]string{
+	1: `SELECT e.seq, e.id, e.type, e.topic, e.payload, e.ts, e.source, e.correlation_id, NULL FROM `,
+	2: `SELECT e.seq, e.id, e.type, e.topic, e.payload, e.ts, e.source, e.correlation_id, e.metadata FROM `,
+}
 
 // plan returns the SQL for a normalized q at time now, or false if nothing
 // can match.
@@ -207,7 +250,7 @@ func (s *Store) plan(q eventbus.Query, now time.Time) (plan, bool) {
 
 	sh, key, glob := classify(q.Pattern)
 	var b strings.Builder
-	b.WriteString(selectEvents)
+	b.WriteString(selectEvents[s.version])
 	args := make([]any, 0, 5)
 	seqCol := "e.seq"
 	switch sh {

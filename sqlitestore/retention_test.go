@@ -233,9 +233,9 @@ func TestPragmas(t *testing.T) {
 			defer s.Close()
 			var mode string
 			var sync, busy int
-			require.NoError(t, s.w.QueryRow("PRAGMA journal_mode").Scan(&mode))
-			require.NoError(t, s.w.QueryRow("PRAGMA synchronous").Scan(&sync))
-			require.NoError(t, s.w.QueryRow("PRAGMA busy_timeout").Scan(&busy))
+			require.NoError(t, s.wc.QueryRowContext(context.Background(), "PRAGMA journal_mode").Scan(&mode))
+			require.NoError(t, s.wc.QueryRowContext(context.Background(), "PRAGMA synchronous").Scan(&sync))
+			require.NoError(t, s.wc.QueryRowContext(context.Background(), "PRAGMA busy_timeout").Scan(&busy))
 			assert.Equal(t, "wal", mode)
 			assert.Equal(t, tt.sync, sync)
 			assert.Equal(t, int(DefaultBusyTimeout.Milliseconds()), busy)

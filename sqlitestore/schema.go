@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/oklog/ulid/v2"
 )
 
 // applicationID marks the file as an eventbus store (PRAGMA application_id,
@@ -14,7 +16,7 @@ const applicationID = 0x45425553
 // A later release that changes the schema appends a step to migrations and
 // bumps it; Open upgrades older files in one transaction and refuses newer
 // ones.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // migrations[i] upgrades a file from user_version i to i+1.
 var migrations = []string{
@@ -42,32 +44,66 @@ CREATE TABLE meta (
 );
 INSERT INTO meta (key, value) VALUES ('last_seq', 0);
 `,
+	// Version 2: Event.Metadata, durable consumers' cursors, and a meta
+	// table whose values may be text (the epoch). The epoch row is added by
+	// migrate, which makes a new one.
+	1: `
+ALTER TABLE events ADD COLUMN metadata TEXT;  -- Event.Metadata, a JSON object of strings, NULL if empty
+CREATE TABLE cursors (
+    name TEXT    PRIMARY KEY,  -- a durable consumer's name
+    seq  INTEGER NOT NULL      -- its cursor: the consumer has acked everything up to this Seq
+) WITHOUT ROWID;
+CREATE TABLE meta_v2 (
+    key   TEXT PRIMARY KEY,
+    value      NOT NULL  -- no declared type: integers stay integers, text stays text
+);
+INSERT INTO meta_v2 (key, value) SELECT key, value FROM meta;
+DROP TABLE meta;
+ALTER TABLE meta_v2 RENAME TO meta;
+`,
 }
 
 // migrate checks that the database on the writer connection is an eventbus
-// store (or empty) and brings its schema up to schemaVersion.
-func migrate(ctx context.Context, db *sql.DB) error {
+// store (or empty), brings its schema up to schemaVersion, gives it an
+// epoch if it has none, all in one transaction, and returns the epoch.
+func migrate(ctx context.Context, db *sql.DB) (epoch string, err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer func() { _ = tx.Rollback() }() // a no-op after Commit
 	version, err := checkSchema(ctx, tx)
 	if err != nil {
-		return err
-	}
-	if version == schemaVersion {
-		return tx.Commit()
+		return "", err
 	}
 	for v := version; v < schemaVersion; v++ {
 		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-			return fmt.Errorf("upgrading schema from version %d: %w", v, err)
+			return "", fmt.Errorf("upgrading schema from version %d: %w", v, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = %d", applicationID, schemaVersion)); err != nil {
-		return err
+	if version < schemaVersion {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = %d", applicationID, schemaVersion)); err != nil {
+			return "", err
+		}
 	}
-	return tx.Commit()
+	// A new epoch for a new file, or an upgraded one; an existing row is
+	// kept (INSERT OR IGNORE changes no page then).
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)`, ulid.Make().String()); err != nil {
+		return "", err
+	}
+	if epoch, err = readEpoch(ctx, tx); err != nil {
+		return "", err
+	}
+	return epoch, tx.Commit()
+}
+
+// readEpoch returns the epoch kept in meta.
+func readEpoch(ctx context.Context, q schemaQuerier) (string, error) {
+	var epoch string
+	if err := q.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'epoch'`).Scan(&epoch); err != nil {
+		return "", fmt.Errorf("reading the epoch: %w", err)
+	}
+	return epoch, nil
 }
 
 // schemaQuerier is a *sql.Tx or *sql.DB.

@@ -63,19 +63,36 @@ var (
 // transaction at a time; Query and LastSeq read through a small pool of
 // connections and, thanks to WAL, never wait for a writer.
 //
-// One Store per file should write at a time: a second writer on the same
-// file (another process) is serialised by SQLite's lock, but both would
-// assign Seqs. Any number of stores opened WithReadOnly may read it.
+// One Store per file should write at a time: it keeps the file's last Seq
+// in memory from Open on (see the package documentation, Concurrency). Any
+// number of stores opened WithReadOnly may read it.
 type Store struct {
 	cfg  config
 	path string
 
-	w *sql.DB // writer, one connection; nil when read-only
-	r *sql.DB // readers
+	w  *sql.DB   // writer pool of one connection, nil when read-only; after Open, use wc
+	wc *sql.Conn // w's one connection, held from Open to Close
+	r  *sql.DB   // readers
 
-	// Prepared statements; the first three run on w, lastSeq on r.
-	insEvent, insPrefix, getLast *sql.Stmt
-	lastSeq                      *sql.Stmt
+	// version is the file's schema version: schemaVersion, or 1 for a
+	// version 1 file opened read-only (no metadata, cursors or epoch).
+	version int
+	epoch   string // see Epoch; "" for a read-only version 1 file
+
+	// Prepared statements: saveCursor on wc, the others on r.
+	saveCursor          *sql.Stmt
+	lastSeq, loadCursor *sql.Stmt
+
+	// wsem is held (a token in it) by every write transaction: Append,
+	// SaveCursors and the pruner's deletes run one at a time, and a wait
+	// for it ends with the caller's ctx. It guards w (the writer state
+	// below); see lockWriter.
+	wsem chan struct{}
+	wr   writer
+
+	// last is the highest Seq ever appended, for LastSeq on a writable
+	// store: wr.last, published after each commit.
+	last atomic.Uint64
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // Query statements on r, by SQL text
@@ -96,7 +113,10 @@ type Store struct {
 	pruneFailing bool // pruner goroutine only
 }
 
-var _ eventbus.Store = (*Store)(nil)
+var (
+	_ eventbus.Store      = (*Store)(nil)
+	_ eventbus.EpochStore = (*Store)(nil)
+)
 
 // Open opens the store in the SQLite file at path, creating the file and
 // its schema if the file does not exist or is empty, and upgrading the
@@ -145,6 +165,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		path:  path,
 		stmts: make(map[string]*sql.Stmt),
 		stop:  make(chan struct{}),
+		wsem:  make(chan struct{}, 1),
 	}
 	if err := s.open(context.Background(), abs, exists); err != nil {
 		_ = s.closeDBs()
@@ -178,6 +199,11 @@ func (s *Store) dsn(abs string, writer bool) string {
 		} else {
 			v.Add("_pragma", "synchronous(NORMAL)")
 		}
+		// Keep statement journals in memory: a multi-row INSERT inside a
+		// transaction journals the pages it changes so that it can be
+		// undone alone, which otherwise spills to a temporary file (a
+		// quarter of Append's time, in BenchmarkAppend's profile).
+		v.Add("_pragma", "temp_store(MEMORY)")
 		v.Set("_txlock", "immediate") // take the write lock at BEGIN: no upgrade deadlocks
 	default:
 		v.Add("_pragma", "query_only(1)")
@@ -205,17 +231,30 @@ func (s *Store) open(ctx context.Context, abs string, exists bool) error {
 		if err != nil {
 			return err
 		}
-		if s.cfg.readOnly && version != schemaVersion {
+		if s.cfg.readOnly && version < 1 {
 			return &schemaError{fmt.Sprintf("schema version %d needs an upgrade, which a read-only store cannot do", version)}
 		}
+		s.version = version
 	}
-	if !s.cfg.readOnly {
+	if s.cfg.readOnly {
+		// A version 1 file is read as it is: without metadata, cursors or
+		// an epoch, which only a writer can add.
+		if s.version >= 2 {
+			if s.epoch, err = readEpoch(ctx, s.r); err != nil {
+				return err
+			}
+		}
+	} else {
 		if s.w, err = sql.Open(driverName, s.dsn(abs, true)); err != nil {
 			return err
 		}
 		s.w.SetMaxOpenConns(1)
 		s.w.SetMaxIdleConns(1)
-		if err := migrate(ctx, s.w); err != nil {
+		if s.epoch, err = migrate(ctx, s.w); err != nil {
+			return err
+		}
+		s.version = schemaVersion
+		if s.wc, err = s.w.Conn(ctx); err != nil {
 			return err
 		}
 	}
@@ -226,17 +265,26 @@ func (s *Store) open(ctx context.Context, abs string, exists bool) error {
 		}
 	}
 	if !s.cfg.readOnly {
-		prepare(s.w, &s.insEvent, `INSERT INTO events (seq, id, type, topic, payload, ts, source, correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-		prepare(s.w, &s.insPrefix, `INSERT INTO topic_prefixes (prefix, seq) VALUES (?, ?)`)
-		prepare(s.w, &s.getLast, lastSeqSQL)
+		if s.saveCursor, err = s.wc.PrepareContext(ctx, `INSERT INTO cursors (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`); err != nil {
+			return err
+		}
+		var last int64
+		if err := s.wc.QueryRowContext(ctx, lastSeqSQL).Scan(&last); err != nil {
+			return err
+		}
+		s.wr.last = uint64(last)
+		s.last.Store(uint64(last))
 	}
 	prepare(s.r, &s.lastSeq, lastSeqSQL)
+	if s.version >= 2 {
+		prepare(s.r, &s.loadCursor, `SELECT seq FROM cursors WHERE name = ?`)
+	}
 	if err != nil {
 		return err
 	}
 	if s.pruning() && s.cfg.maxEvents > 0 {
 		var n int64
-		if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
+		if err := s.wc.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
 			return err
 		}
 		s.count.Store(n)
@@ -246,7 +294,9 @@ func (s *Store) open(ctx context.Context, abs string, exists bool) error {
 
 // lastSeqSQL reads the highest Seq ever appended: the largest stored, or
 // the high-water mark in meta, which the pruner raises before it deletes.
-// Append does not write meta, which saves a page write per batch.
+// Append does not write meta, which saves a page write per batch. A
+// writable store reads it once, at Open, and then knows it (one writer per
+// file); a read-only store reads it for every LastSeq.
 const lastSeqSQL = `SELECT max(coalesce((SELECT value FROM meta WHERE key = 'last_seq'), 0), coalesce((SELECT max(seq) FROM events), 0))`
 
 // pruning reports whether the store runs the background pruner.
@@ -296,115 +346,6 @@ func (s *Store) enter(op string) error {
 	return nil
 }
 
-// Append stores events in one transaction: all of them, or none if it
-// returns an error. Seqs must be strictly increasing and above LastSeq, at
-// most math.MaxInt64, and Timestamps between the years 1678 and 2262 (the
-// range of int64 Unix nanoseconds); otherwise nothing is stored and the
-// error says why. A nil Payload is stored as null.
-//
-// Append returns once the transaction is committed: in WAL mode with
-// synchronous=NORMAL the events then survive a crash or kill of the process
-// (see the package documentation for power loss). ctx bounds the wait for
-// the write lock and the writing; if ctx ends first the transaction is
-// rolled back. On a read-only store it returns an error wrapping
-// ErrReadOnly, after Close one wrapping eventbus.ErrClosed.
-func (s *Store) Append(ctx context.Context, events []eventbus.Event) error {
-	if err := s.enter("append"); err != nil {
-		return err
-	}
-	defer s.mu.RUnlock()
-	if s.cfg.readOnly {
-		return fmt.Errorf("%w: cannot append to %s", ErrReadOnly, s.path)
-	}
-	if len(events) == 0 {
-		return nil
-	}
-	if err := checkBatch(events); err != nil {
-		return err
-	}
-	if err := s.append(ctx, events); err != nil {
-		return s.opError("append", err)
-	}
-	s.count.Add(int64(len(events)))
-	return nil
-}
-
-// checkBatch reports why events cannot be stored, or nil.
-func checkBatch(events []eventbus.Event) error {
-	var prev uint64
-	for i := range events {
-		e := &events[i]
-		switch {
-		case i > 0 && e.Seq <= prev:
-			return fmt.Errorf("sqlitestore: append: Seq %d not above %d", e.Seq, prev)
-		case e.Seq > math.MaxInt64:
-			return fmt.Errorf("sqlitestore: append: Seq %d above the largest storable, %d", e.Seq, int64(math.MaxInt64))
-		case e.Timestamp.Before(minTime) || e.Timestamp.After(maxTime):
-			return fmt.Errorf("sqlitestore: append: event Seq %d: Timestamp %v outside the years 1678–2262", e.Seq, e.Timestamp)
-		}
-		prev = e.Seq
-	}
-	return nil
-}
-
-func (s *Store) append(ctx context.Context, events []eventbus.Event) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }() // a no-op after Commit
-
-	var last int64
-	if err := tx.StmtContext(ctx, s.getLast).QueryRowContext(ctx).Scan(&last); err != nil {
-		return err
-	}
-	if first := events[0].Seq; first <= uint64(last) {
-		return fmt.Errorf("first Seq %d not above the last stored, %d", first, last)
-	}
-	ins := tx.StmtContext(ctx, s.insEvent)
-	pre := tx.StmtContext(ctx, s.insPrefix)
-	for i := range events {
-		e := &events[i]
-		seq := int64(e.Seq)
-		payload := "null"
-		if e.Payload != nil {
-			payload = string(e.Payload)
-		}
-		var corr any
-		if e.CorrelationID != "" {
-			corr = e.CorrelationID
-		}
-		if _, err := ins.ExecContext(ctx, seq, e.ID.String(), string(e.Type), e.Topic, payload,
-			e.Timestamp.UnixNano(), e.Source, corr); err != nil {
-			return fmt.Errorf("event Seq %d: %w", e.Seq, err)
-		}
-		for j := 1; j < len(e.Topic); j++ {
-			if e.Topic[j] == '.' {
-				if _, err := pre.ExecContext(ctx, e.Topic[:j], seq); err != nil {
-					return fmt.Errorf("event Seq %d: %w", e.Seq, err)
-				}
-			}
-		}
-	}
-	return tx.Commit()
-}
-
-// LastSeq returns the highest Seq ever appended, or 0 for an empty store.
-// It stays correct after retention has deleted events, even all of them:
-// the pruner keeps the high-water mark in the meta table. After Close it returns an
-// error wrapping eventbus.ErrClosed.
-func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
-	if err := s.enter("last seq"); err != nil {
-		return 0, err
-	}
-	defer s.mu.RUnlock()
-	var last int64
-	if err := s.lastSeq.QueryRowContext(ctx).Scan(&last); err != nil {
-		return 0, s.opError("last seq", err)
-	}
-	return uint64(last), nil
-}
-
 // Close stops the pruner, waits for calls in flight, and closes the
 // database, which checkpoints the write-ahead log into the main file.
 // Later calls return errors wrapping eventbus.ErrClosed; Close itself may
@@ -431,10 +372,13 @@ func (s *Store) closeDBs() error {
 		errs = append(errs, st.Close())
 	}
 	clear(s.stmts)
-	for _, st := range []*sql.Stmt{s.lastSeq, s.insEvent, s.insPrefix, s.getLast} {
+	for _, st := range []*sql.Stmt{s.lastSeq, s.loadCursor, s.saveCursor} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
+	}
+	if s.wc != nil {
+		errs = append(errs, s.wc.Raw(s.wr.close), s.wc.Close())
 	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())

@@ -355,7 +355,11 @@ func TestFileReadableBySQLiteShell(t *testing.T) {
 	events := newEvents(t, 1, 3, "worker.task.progress")
 	events[1] = events[1].WithCorrelationID("job-1")
 	events[0].Timestamp = time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	events[2].Metadata = map[string]string{"traceparent": "00-abc-01", "note": "h\u00e9 \"x\""}
 	require.NoError(t, st.Append(context.Background(), events))
+	require.NoError(t, st.SaveCursors(context.Background(), map[string]uint64{"workers": 2, "mailer": 3}))
+	epoch, err := st.Epoch(context.Background())
+	require.NoError(t, err)
 	require.NoError(t, st.Close())
 
 	run := func(sql string) string {
@@ -365,7 +369,7 @@ func TestFileReadableBySQLiteShell(t *testing.T) {
 		return strings.TrimSpace(string(out))
 	}
 	assert.Equal(t, "ok", run("PRAGMA integrity_check"))
-	assert.Equal(t, "1", run("PRAGMA user_version"))
+	assert.Equal(t, "2", run("PRAGMA user_version"))
 	assert.Equal(t, "1|worker.task.progress|1|2024-05-06 07:08:09|\n2|worker.task.progress|2||job-1\n3|worker.task.progress|3||",
 		run(`SELECT seq, topic, json_extract(payload, '$.n'),
 		            CASE seq WHEN 1 THEN datetime(ts / 1000000000, 'unixepoch') ELSE '' END,
@@ -373,7 +377,11 @@ func TestFileReadableBySQLiteShell(t *testing.T) {
 		     FROM events ORDER BY seq`))
 	assert.Equal(t, events[2].ID.String(), run("SELECT id FROM events WHERE seq = 3"))
 	assert.Equal(t, "worker|3\nworker.task|3", run("SELECT prefix, count(*) FROM topic_prefixes GROUP BY prefix ORDER BY prefix"))
-	assert.Equal(t, "last_seq|0", run("SELECT key, value FROM meta"), "no event was deleted")
+	assert.Equal(t, "last_seq|0", run("SELECT key, value FROM meta WHERE key = 'last_seq'"), "no event was deleted")
+	assert.Equal(t, epoch, run("SELECT value FROM meta WHERE key = 'epoch'"))
+	assert.Equal(t, "1||\n2||\n3|00-abc-01|"+`{"note":"hé \"x\"","traceparent":"00-abc-01"}`,
+		run(`SELECT seq, json_extract(metadata, '$.traceparent'), metadata FROM events ORDER BY seq`))
+	assert.Equal(t, "mailer|3\nworkers|2", run("SELECT name, seq FROM cursors ORDER BY name"))
 }
 
 func TestPathWithURICharacters(t *testing.T) {
@@ -392,4 +400,28 @@ func TestPathWithURICharacters(t *testing.T) {
 	require.NoError(t, err)
 	defer st.Close()
 	assert.Equal(t, uint64(2), lastSeq(t, st))
+}
+
+// TestSecondWriterCollision shows what the one-writer rule protects: a
+// second Store writing the same file assigns Seqs the first does not know
+// of, and a batch of the first that reuses one fails whole.
+func TestSecondWriterCollision(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.db")
+	a, err := sqlitestore.Open(path)
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := sqlitestore.Open(path)
+	require.NoError(t, err)
+	defer b.Close()
+
+	require.NoError(t, b.Append(ctx, newEvents(t, 1, 3, "b.events")))
+	require.Error(t, a.Append(ctx, newEvents(t, 2, 3, "a.events")), "Seq 2 and 3 are b's")
+	assert.Empty(t, query(t, b, eventbus.Query{Pattern: "a.*"}), "part of a failed batch was stored")
+	assert.Empty(t, query(t, b, eventbus.Query{Pattern: "a.events"}))
+	assert.Equal(t, uint64(0), lastSeq(t, a), "a failed batch moved LastSeq")
+
+	// The file is still whole and a's next batch above b's Seqs goes in.
+	require.NoError(t, a.Append(ctx, newEvents(t, 4, 1, "a.events")))
+	assert.Equal(t, []uint64{1, 2, 3, 4}, seqsOf(all(t, b)))
 }

@@ -23,7 +23,9 @@
 //     reference model built on [eventbus.Match]. Invalid queries are errors.
 //   - LastSeq on an empty store and after appends, Seq gaps included.
 //   - Events come back intact: ID, Seq, Type, Topic, Payload bytes,
-//     Timestamp (by time.Time.Equal), Source and CorrelationID.
+//     Timestamp (by time.Time.Equal), Source, CorrelationID and Metadata
+//     (every key and value exactly, at the limits of ValidateMetadata, with
+//     nil metadata coming back nil).
 //   - Query running during Append sees every batch whole or not at all; run
 //     the suite with -race.
 //   - Close may be called twice; Append, Query and LastSeq fail after it.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) eventbus.Store) {
 		{"new store is empty", testEmpty},
 		{"append keeps order across batches", testAppendOrder},
 		{"events round-trip intact", testRoundTrip},
+		{"metadata round-trips exactly", testMetadata},
 		{"empty batch stores nothing", testEmptyBatch},
 		{"batch with non-increasing seq stores nothing", testRejectedBatch},
 		{"failed append leaves nothing behind", testFailedAppend},
@@ -171,6 +173,15 @@ func requireSameEvents(t testing.TB, want, got []eventbus.Event) {
 		assert.True(t, w.Timestamp.Equal(g.Timestamp), "Timestamp of seq %d: want %v, got %v", w.Seq, w.Timestamp, g.Timestamp)
 		assert.Equal(t, w.Source, g.Source, "Source of seq %d", w.Seq)
 		assert.Equal(t, w.CorrelationID, g.CorrelationID, "CorrelationID of seq %d", w.Seq)
+		if len(w.Metadata) == 0 {
+			// nil stays nil; an empty map may come back as nil.
+			assert.Empty(t, g.Metadata, "Metadata of seq %d", w.Seq)
+			if w.Metadata == nil {
+				assert.Nil(t, g.Metadata, "Metadata of seq %d", w.Seq)
+			}
+		} else {
+			assert.Equal(t, w.Metadata, g.Metadata, "Metadata of seq %d", w.Seq)
+		}
 	}
 }
 
@@ -239,6 +250,59 @@ func testRoundTrip(t *testing.T, st eventbus.Store) {
 	// And one at a time, through an exact-topic query.
 	for _, e := range events {
 		requireSameEvents(t, []eventbus.Event{e}, query(t, st, eventbus.Query{Pattern: e.Topic}))
+	}
+}
+
+func testMetadata(t *testing.T, st eventbus.Store) {
+	many := make(map[string]string, eventbus.MaxMetadataPairs)
+	for i := range eventbus.MaxMetadataPairs {
+		many[fmt.Sprintf("key-%02d", i)] = fmt.Sprintf("value %d", i)
+	}
+	// Near MaxMetadataBytes in all, with every byte a JSON encoder must
+	// escape.
+	var awkward []byte
+	for i := range 200 {
+		awkward = append(awkward, byte(i))
+	}
+	long := strings.Repeat("x", eventbus.MaxMetadataBytes-len(awkward)-len("long")-len("awkward"))
+	tests := []struct {
+		name string
+		md   map[string]string
+	}{
+		{"nil", nil},
+		{"one pair", map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}},
+		{"the bus's own keys", map[string]string{"eventbus-attempts": "3", "eventbus-error": "handler: boom", "eventbus-original-topic": "worker.task"}},
+		{"key alphabet", map[string]string{"A.b_c-9": "x", "Z": "y", "z": "Y", "0": "zero"}},
+		{"empty value", map[string]string{"empty": ""}},
+		{"unicode and quotes", map[string]string{"note": "héllo \"wörld\" \\ <tag> & \u2028 😀", "path": `C:\dir\file`}},
+		{"control characters", map[string]string{"ctl": "a\x00b\x01\tc\nd\re\x1f\x7f"}},
+		{"values that look like JSON", map[string]string{"obj": `{"a":1}`, "num": "42", "null": "null", "arr": "[1,2]"}},
+		{"most pairs", many},
+		{"most bytes", map[string]string{"awkward": string(awkward), "long": long}},
+	}
+	ts := base()
+	var events []eventbus.Event
+	for i, tt := range tests {
+		e := event(t, uint64(i+1), fmt.Sprintf("metadata.case%d", i), ts.Add(time.Duration(i)*time.Second))
+		e.Metadata = tt.md
+		require.NoError(t, eventbus.ValidateMetadata(e.Metadata), tt.name)
+		events = append(events, e)
+	}
+	appendAll(t, st, events[:4])
+	appendAll(t, st, events[4:])
+
+	requireSameEvents(t, events, everything(t, st))
+	requireSameEvents(t, events, query(t, st, eventbus.Query{Pattern: "metadata.*", Limit: 100}))
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := query(t, st, eventbus.Query{Pattern: events[i].Topic})
+			require.Len(t, got, 1)
+			if tt.md == nil {
+				assert.Nil(t, got[0].Metadata, "nil metadata must stay nil")
+			} else {
+				assert.Equal(t, tt.md, got[0].Metadata)
+			}
+		})
 	}
 }
 
