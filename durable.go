@@ -68,6 +68,7 @@ type durable struct {
 	mu        sync.Mutex
 	members   int      // registry: subscriptions with the name
 	inflight  []uint64 // assigned (in a mailbox, or owed by a catch-up), not acknowledged; sorted
+	assigned  uint64   // the highest Seq assigned
 	replaying bool     // the first member replays the stored events up to its mark
 	replayer  *Subscription
 	replayPos uint64 // while replaying: every matching event up to it is assigned
@@ -99,7 +100,7 @@ func (b *Bus) openDurable(name string, s *Subscription) (d *durable, first bool,
 		if err != nil {
 			return nil, false, 0, fmt.Errorf("%w: loading cursor %q: %w", ErrPersist, name, err)
 		}
-		d = &durable{name: name, store: cs, b: b, cursor: c, saved: c, savedAt: b.clock()}
+		d = &durable{name: name, store: cs, b: b, cursor: c, saved: c, assigned: c, savedAt: b.clock()}
 		if b.durables == nil {
 			b.durables = make(map[string]*durable)
 		}
@@ -107,12 +108,13 @@ func (b *Bus) openDurable(name string, s *Subscription) (d *durable, first bool,
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.members++
-	if d.members > 1 {
+	if d.members++; d.members > 1 {
 		return d, false, 0, nil
 	}
 	// What the last members left unacknowledged is replayed.
+	d.members = 0
 	d.advance()
+	d.members = 1
 	d.inflight = d.inflight[:0]
 	d.replaying, d.replayPos, d.replayer = true, d.cursor, s
 	return d, true, d.cursor, nil
@@ -135,6 +137,7 @@ func (d *durable) leave() {
 // member's mailbox calls it, in Seq order per member.
 func (d *durable) assign(seq uint64) {
 	d.mu.Lock()
+	d.assigned = max(d.assigned, seq)
 	if n := len(d.inflight); n == 0 || d.inflight[n-1] < seq {
 		d.inflight = append(d.inflight, seq)
 	} else if i, found := slices.BinarySearch(d.inflight, seq); !found {
@@ -177,9 +180,15 @@ func (d *durable) ack(seq uint64) bool {
 	return true
 }
 
-// advance recomputes the cursor. d.mu must be held.
+// advance recomputes the cursor. d.mu must be held. While a member is
+// live, every event it matches up to what the loop has fanned out has
+// been assigned (once the replay is done); with no member, only those up
+// to the last assigned are known to be.
 func (d *durable) advance() {
 	front := d.b.loop.fanned.Load()
+	if d.members == 0 {
+		front = d.assigned
+	}
 	if d.replaying {
 		front = min(front, d.replayPos)
 	}

@@ -56,6 +56,7 @@ type leftover struct {
 func newLoop(b *Bus, last uint64) *loop {
 	l := &loop{b: b, seq: last, processed: last, stored: last, timer: time.NewTimer(time.Hour)}
 	l.timer.Stop()
+	l.fanned.Store(last)
 	if b.store != nil {
 		l.tail.init(tailSize, last)
 	}
