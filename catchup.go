@@ -84,12 +84,12 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 		for i := range events {
 			e := &events[i]
 			if s.matches(e.Topic) && s.owes(e.Seq, mark) {
+				if e.Seq <= mark {
+					s.assign(e.Seq) // before the reader can ack it; above mark the loop did
+				}
 				if !s.sendWait(e, 0, nil, nil) {
 					s.closeMailbox()
 					return
-				}
-				if e.Seq <= mark {
-					s.assign(e.Seq) // above mark the loop assigned it
 				}
 				s.delivered.Add(1)
 				b.delivered.Add(1)
@@ -160,11 +160,11 @@ func (l *loop) rejoin(s *Subscription, cursor, caught uint64) rejoinReply {
 				cursor = seq
 				continue
 			}
+			if seq <= d.lag.mark {
+				s.assign(seq) // before the reader can ack it
+			}
 			if !s.trySend(&env.e, env.at) {
 				return rejoinReply{cursor: cursor}
-			}
-			if seq <= d.lag.mark {
-				s.assign(seq)
 			}
 			s.delivered.Add(1)
 			b.delivered.Add(1)

@@ -56,6 +56,11 @@ func (l *loop) deliverRun(s *Subscription, run []item, idx []int32, now *int64, 
 			l.skip(s, it, n)
 			continue
 		}
+		if s.dur != nil {
+			// Before the reader can have it (and acknowledge it); one that
+			// is then lost stays unacknowledged: the cursor waits for it.
+			s.dur.assign(it.e.Seq)
+		}
 		if *clockAge++; *clockAge == 16 {
 			*now, *clockAge = l.b.clock(), 0
 		}
@@ -87,9 +92,6 @@ func (l *loop) deliverRun(s *Subscription, run []item, idx []int32, now *int64, 
 			}
 		}
 		d.lastSeq = it.e.Seq
-		if s.dur != nil {
-			s.dur.assign(it.e.Seq)
-		}
 		s.delivered.Add(1)
 		n.delivered++
 		if mb.out != nil {

@@ -133,8 +133,9 @@ func (d *durable) leave() {
 	}
 }
 
-// assign records that seq was given to a member. Only the sender of a
-// member's mailbox calls it, in Seq order per member.
+// assign records that seq is given to a member: its sender calls it
+// before the event enters the mailbox, so that no acknowledgement comes
+// first. Assigning a Seq twice is harmless.
 func (d *durable) assign(seq uint64) {
 	d.mu.Lock()
 	d.assigned = max(d.assigned, seq)
