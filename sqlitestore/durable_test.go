@@ -168,3 +168,49 @@ func TestCursorsSurviveReopen(t *testing.T) {
 		require.NoError(t, st.Close())
 	}
 }
+
+// BenchmarkDurableHandle is a Handle subscription on a sqlitestore bus,
+// durable or not: what the cursor costs per event.
+func BenchmarkDurableHandle(b *testing.B) {
+	for _, durable := range []bool{false, true} {
+		b.Run(fmt.Sprintf("durable=%v", durable), func(b *testing.B) {
+			st, err := sqlitestore.Open(filepath.Join(b.TempDir(), "bench.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			bus, err := eventbus.New(eventbus.WithStore(st), quiet())
+			if err != nil {
+				b.Fatal(err)
+			}
+			var done sync.WaitGroup
+			opts := []eventbus.SubscribeOption{eventbus.WithOverflow(eventbus.Block)}
+			if durable {
+				opts = append(opts, eventbus.Durable("bench"))
+			}
+			if _, err := bus.Handle(context.Background(), "jobs", func(context.Context, eventbus.Event) error {
+				done.Done()
+				return nil
+			}, opts...); err != nil {
+				b.Fatal(err)
+			}
+			e := eventbus.Event{Type: eventbus.WorkerProgress, Topic: "jobs", Source: "bench", Payload: []byte(`{"n":1}`)}
+			b.ReportAllocs()
+			b.ResetTimer()
+			done.Add(b.N)
+			for range b.N {
+				if err := bus.PublishAsync(context.Background(), e); err != nil {
+					b.Fatal(err)
+				}
+			}
+			done.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			if err := bus.Close(); err != nil {
+				b.Fatal(err)
+			}
+			if err := st.Close(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
