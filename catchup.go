@@ -98,6 +98,9 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 				}
 			}
 			cursor = e.Seq
+			if s.dur != nil {
+				s.replayed(cursor, cursor >= mark) // a durable cursor moves during a long replay
+			}
 		}
 		s.replayed(cursor, cursor >= mark) // past mark, the loop assigns what it owes
 		if len(events) == catchUpPage {

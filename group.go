@@ -140,6 +140,25 @@ func (l *loop) consider(s *Subscription) {
 	g.pick, g.pickRoom = s, room
 }
 
+// groupsFull reports whether some queue group among subs (an event's
+// routes) has no member with free room left, counting what the run has
+// given them so far. l.mu and the registry's mu must be held.
+func (l *loop) groupsFull(subs []*Subscription) bool {
+	full := false
+	for _, s := range subs {
+		if s.group != nil {
+			l.consider(s)
+		}
+	}
+	for _, g := range l.groups {
+		full = full || g.pickRoom <= 0
+		g.pick = nil
+	}
+	clear(l.groups)
+	l.groups = l.groups[:0]
+	return full
+}
+
 // choose gives the event at index i of the run to the member each group
 // in l.groups chose, and resets the groups for the next event.
 func (l *loop) choose(i int32, touched []*Subscription) []*Subscription {

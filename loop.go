@@ -211,10 +211,11 @@ func (l *loop) fanout(items []item, perr error, now int64, who turn) int {
 			now = l.b.clock()
 		}
 		fresh = false
-		if !l.fanoutRun(items[i:end], perr, now, who, &n) {
+		done, ok := l.fanoutRun(items[i:end], perr, now, who, &n)
+		if !ok {
 			return i
 		}
-		i = end
+		i += done
 	}
 	return len(items)
 }
@@ -230,17 +231,26 @@ const maxRun = 1024
 // gets its events in Seq order. Then, in order, it records the events in
 // the tail and acknowledges their publishers. On a publisher's turn, when
 // some mailbox has no room for all its events, it does nothing and
-// reports false.
-func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts) bool {
+// reports false. It returns how many events of run it fanned out: all,
+// unless a queue group's members are all full, when it stops before the
+// event that would overflow (see loop.groupsFull), so the members' room is
+// looked at again rather than the event queued behind a full one.
+func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts) (int, bool) {
 	b := l.b
 	touched := l.touched[:0]
 	b.reg.mu.Lock()
+	grouped := len(b.reg.groups) > 0
 	for i := range run {
 		it := &run[i]
 		if it.persist && perr != nil {
 			continue // not delivered
 		}
-		for _, s := range b.reg.routes.Route(it.e.Topic) {
+		routes := b.reg.routes.Route(it.e.Topic)
+		if grouped && i > 0 && l.groupsFull(routes) {
+			run = run[:i]
+			break
+		}
+		for _, s := range routes {
 			if s.group != nil {
 				l.consider(s)
 				continue
@@ -264,7 +274,7 @@ func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts)
 		l.touched = touched[:0]
 	}()
 	if who == publisherTurn && !l.roomFor(touched) {
-		return false
+		return 0, false
 	}
 	clockAge := 0
 	for _, s := range touched {
@@ -291,7 +301,7 @@ func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts)
 		}
 	}
 	l.fanned.Store(l.processed)
-	return true
+	return len(run), true
 }
 
 // roomFor reports whether every live subscription in subs that could make
