@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 
 	"github.com/choiros/eventbus"
 )
@@ -242,4 +243,74 @@ func ExampleDurable() {
 	// Output:
 	// orders.2
 	// orders.3
+}
+
+// TestDurableProperty acknowledges a random subset of a durable
+// subscription's events in a random order, restarts the bus on the same
+// store, and checks that exactly the matching events after the longest
+// acknowledged prefix come again, in order: none acknowledged in that
+// prefix, none lost.
+func TestDurableProperty(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		store := eventbus.NewMemoryStore()
+		quiet := eventbus.WithLogger(slog.New(slog.DiscardHandler))
+		bus, err := eventbus.New(eventbus.WithStore(store), quiet)
+		require.NoError(t, err)
+		sub, err := bus.Subscribe(context.Background(), "a.*", eventbus.Durable("d"))
+		require.NoError(t, err)
+		topics := rapid.SliceOfN(rapid.SampledFrom([]string{"a.x", "a.y", "b"}), 1, 60).Draw(t, "topics")
+		matching := []uint64{}
+		for i, topic := range topics {
+			require.NoError(t, bus.Publish(context.Background(), ev(topic)))
+			if topic != "b" {
+				matching = append(matching, uint64(i+1))
+			}
+		}
+		got := make([]eventbus.Event, 0, len(matching))
+		for range matching {
+			got = append(got, <-sub.C())
+		}
+		require.Equal(t, matching, seqs(got))
+		acked := map[uint64]bool{}
+		order := rapid.Permutation(indexes(len(got))).Draw(t, "order")
+		n := rapid.IntRange(0, len(order)).Draw(t, "acks")
+		for _, i := range order[:n] {
+			require.NoError(t, sub.Ack(got[i]))
+			acked[got[i].Seq] = true
+		}
+		require.NoError(t, bus.Close())
+
+		want := []uint64{} // the matching events after the acknowledged prefix
+		prefix := true
+		for _, seq := range matching {
+			prefix = prefix && acked[seq]
+			if !prefix {
+				want = append(want, seq)
+			}
+		}
+		bus, err = eventbus.New(eventbus.WithStore(store), quiet)
+		require.NoError(t, err)
+		defer func() { require.NoError(t, bus.Close()) }()
+		sub, err = bus.Subscribe(context.Background(), "a.*", eventbus.Durable("d"))
+		require.NoError(t, err)
+		again := make([]uint64, 0, len(want))
+		for range want {
+			again = append(again, (<-sub.C()).Seq)
+		}
+		require.NoError(t, bus.Flush(context.Background()))
+		require.Equal(t, want, again)
+		select {
+		case e := <-sub.C():
+			t.Fatalf("event %d came again beyond those", e.Seq)
+		case <-time.After(10 * time.Millisecond):
+		}
+	})
+}
+
+func indexes(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
 }
