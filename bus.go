@@ -34,6 +34,9 @@ type Bus struct {
 	root       context.Context // parent of handler contexts
 	cancelRoot context.CancelCauseFunc
 	abort      chan struct{} // closed when Shutdown stops waiting: Block and pacing waits give up
+	closing    chan struct{} // closed when Shutdown begins: pending retry backoffs give up
+	durMu      sync.Mutex
+	durables   map[string]*durable // by name; guarded by durMu
 	abortOnce  sync.Once
 
 	wg       sync.WaitGroup // handler runners, pumps and catch-up goroutines
@@ -70,6 +73,7 @@ func New(opts ...Option) (*Bus, error) {
 		in:       newIntake(cfg.queueSize),
 		epoch:    time.Now(),
 		abort:    make(chan struct{}),
+		closing:  make(chan struct{}),
 		loopDone: make(chan struct{}),
 		shutDone: make(chan struct{}),
 	}
@@ -197,6 +201,7 @@ func (b *Bus) Shutdown(ctx context.Context) error {
 		b.reg.mu.Lock()
 		b.reg.closing = true
 		b.reg.mu.Unlock()
+		close(b.closing)
 		b.in.close()
 		go b.shutdown()
 	})
@@ -222,6 +227,7 @@ func (b *Bus) stopWaiting() {
 func (b *Bus) shutdown() {
 	<-b.loopDone
 	b.wg.Wait()
+	b.flushDurables()
 	if b.watch != nil {
 		b.watch.close()
 	}

@@ -83,7 +83,10 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 		failing = false
 		for i := range events {
 			e := &events[i]
-			if s.matches(e.Topic) {
+			if s.matches(e.Topic) && s.owes(e.Seq, mark) {
+				if e.Seq <= mark {
+					s.assign(e.Seq) // before the reader can ack it; above mark the loop did
+				}
 				if !s.sendWait(e, 0, nil, nil) {
 					s.closeMailbox()
 					return
@@ -95,7 +98,11 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 				}
 			}
 			cursor = e.Seq
+			if s.dur != nil {
+				s.replayed(cursor, cursor >= mark) // a durable cursor moves during a long replay
+			}
 		}
+		s.replayed(cursor, cursor >= mark) // past mark, the loop assigns what it owes
 		if len(events) == catchUpPage {
 			continue
 		}
@@ -106,6 +113,7 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 			s.closeMailbox()
 			return
 		case r.live:
+			s.replayed(mark, true)
 			return
 		}
 		progressed := r.cursor > cursor
@@ -151,9 +159,12 @@ func (l *loop) rejoin(s *Subscription, cursor, caught uint64) rejoinReply {
 			return rejoinReply{cursor: cursor}
 		}
 		for seq, env := range l.tail.since(cursor + 1) {
-			if env == nil || !s.matches(env.e.Topic) || !d.lag.wants(&env.e) {
+			if env == nil || !s.matches(env.e.Topic) || !d.lag.wants(&env.e) || !s.owes(seq, d.lag.mark) {
 				cursor = seq
 				continue
+			}
+			if seq <= d.lag.mark {
+				s.assign(seq) // before the reader can ack it
 			}
 			if !s.trySend(&env.e, env.at) {
 				return rejoinReply{cursor: cursor}
@@ -168,6 +179,7 @@ func (l *loop) rejoin(s *Subscription, cursor, caught uint64) rejoinReply {
 	}
 	d.lagging = false
 	s.isLagging.Store(false)
+	s.forgetOwed()
 	d.lastSeq = max(cursor, l.processed)
 	if got := caught + d.lag.handed; d.lag.counting && d.lag.owed > got {
 		// The store no longer held them: pruned by its retention before

@@ -14,6 +14,9 @@ type delivery struct {
 	ended   bool    // the loop has seen the end
 	lastSeq uint64  // the highest Seq given to the mailbox, or skipped over
 	run     []int32 // fanoutRun's scratch: the events of a run this one gets
+	// lastPick is its queue group's choice count when it was last chosen
+	// (round-robin among members with equal room).
+	lastPick uint64
 	// slow is set when the subscription's mailbox stayed full past the
 	// stall budget (or its policy dropped an event): the loop does not
 	// wait for it, its policy applies, and the episode is reported once.
@@ -52,6 +55,11 @@ func (l *loop) deliverRun(s *Subscription, run []item, idx []int32, now *int64, 
 		if d.lagging {
 			l.skip(s, it, n)
 			continue
+		}
+		if s.dur != nil {
+			// Before the reader can have it (and acknowledge it); one that
+			// is then lost stays unacknowledged: the cursor waits for it.
+			s.dur.assign(it.e.Seq)
 		}
 		if *clockAge++; *clockAge == 16 {
 			*now, *clockAge = l.b.clock(), 0
@@ -100,6 +108,7 @@ func (l *loop) skip(s *Subscription, it *item, n *counts) {
 	if it.persist {
 		if d.lag.counting && it.e.Seq > d.lag.mark && d.lag.wants(&it.e) {
 			d.lag.owed++
+			s.owe(it.e.Seq)
 		}
 		return
 	}
@@ -154,6 +163,7 @@ func (l *loop) overflow(s *Subscription, it *item, n *counts) bool {
 		l.startLag(s, cursor, time.Time{}, cursor)
 		if it.persist {
 			d.lag.owed++
+			s.owe(it.e.Seq)
 			return false // the catch-up goroutine delivers it
 		}
 	}

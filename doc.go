@@ -145,6 +145,23 @@
 // allowed patterns match, so "*", "s?cret.*" and "*ecret*" are not mistaken
 // for something narrower, and [AuthorizeWithin] builds an Authorizer on it.
 //
+// # Work distribution
+//
+// [WithQueueGroup] makes subscriptions competing consumers: per event, the
+// loop reduces the matching members of each queue group to one — the one
+// with the most free room, ties in turn — while it routes the run, with
+// scratch of its own, so ungrouped subscriptions pay one nil check. A
+// member that lags is chosen only when all do, and its catch-up reader
+// delivers only the events it was chosen for. [WithRetry] retries a failed
+// event on the handler's own goroutine (later events wait), and
+// [WithDeadLetter] publishes what fails for the last time. [Durable]
+// keeps a consumer's position in a [CursorStore]: each event given to a
+// durable subscription is recorded before it enters the mailbox, and the
+// cursor is the highest Seq below every one not yet acknowledged (and
+// below what the loop has not fanned out, or the resuming member not yet
+// replayed). The acknowledging goroutine writes it every 64
+// acknowledgements or 100ms; Shutdown writes it after the handlers finish.
+//
 // # Shutdown
 //
 // [Bus.Shutdown] works like http.Server.Shutdown: new publishes get
@@ -203,6 +220,10 @@
 //	site        where a subscription was made, "file.go:123"
 //	stall       a handler running one event longer than the stall timeout; the watchdog reports it
 //	hooks       publish hooks and handler middleware (WithPublishHook, WithMiddleware, Bus.AddHooks)
+//	queue group competing consumers: one member of each gets an event (WithQueueGroup)
+//	durable     a consumer whose cursor the store keeps (Durable); its subscriptions share it
+//	cursor      the highest Seq up to which a durable consumer has acknowledged all it matches
+//	owed        events a lagging subscription's catch-up reader is to deliver
 //
 // # Costs
 //

@@ -14,10 +14,12 @@ import (
 // dropped and counted.
 func (b *Bus) runHandler(s *Subscription, base context.Context, h func(context.Context, Event) error) {
 	ctx, cancel := context.WithCancelCause(context.WithValue(context.WithoutCancel(base), subKey{}, s))
+	ctx, att := withAttempt(ctx)
 	stop := context.AfterFunc(b.root, func() { cancel(ErrClosed) })
 	defer func() {
 		stop()
 		cancel(ErrClosed)
+		s.leaveDurable()
 	}()
 	w := b.watch
 	if w != nil {
@@ -46,6 +48,7 @@ func (b *Bus) runHandler(s *Subscription, base context.Context, h func(context.C
 		if env.at != 0 {
 			s.latency.observe(start - env.at)
 		}
+		att.n.Store(1)
 		if w != nil {
 			s.run.begin(start, &env.e)
 		}
@@ -56,8 +59,12 @@ func (b *Bus) runHandler(s *Subscription, base context.Context, h func(context.C
 			b.report(s.stallError(env.e.ID, env.e.Topic, time.Duration(end-start), true))
 		}
 		if err != nil {
-			b.report(&EventError{ID: env.e.ID, Topic: env.e.Topic, Err: err})
+			// Retries go through the same middleware, so each attempt is
+			// wrapped.
+			b.failed(ctx, s, att, call, &env.e, err) // retry.go: retries, dead letter, report
+			continue
 		}
+		s.handled(&env.e)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -25,9 +26,11 @@ type loop struct {
 
 	spare     []item          // an emptied batch, the intake's next buffer
 	touched   []*Subscription // fanoutRun's scratch
+	groups    []*queueGroup   // fanoutRun's scratch: queue groups with a choice for the event routed
 	left      leftover        // a batch a publisher left to the loop goroutine
 	seq       uint64          // last Seq assigned
 	processed uint64          // last Seq fanned out
+	fanned    atomic.Uint64   // processed, for durable cursors (see durable.advance)
 	stored    uint64          // highest Seq appended to the store
 	tail      tail
 	toStore   []Event
@@ -53,6 +56,7 @@ type leftover struct {
 func newLoop(b *Bus, last uint64) *loop {
 	l := &loop{b: b, seq: last, processed: last, stored: last, timer: time.NewTimer(time.Hour)}
 	l.timer.Stop()
+	l.fanned.Store(last)
 	if b.store != nil {
 		l.tail.init(tailSize, last)
 	}
@@ -207,10 +211,11 @@ func (l *loop) fanout(items []item, perr error, now int64, who turn) int {
 			now = l.b.clock()
 		}
 		fresh = false
-		if !l.fanoutRun(items[i:end], perr, now, who, &n) {
+		done, ok := l.fanoutRun(items[i:end], perr, now, who, &n)
+		if !ok {
 			return i
 		}
-		i = end
+		i += done
 	}
 	return len(items)
 }
@@ -226,22 +231,38 @@ const maxRun = 1024
 // gets its events in Seq order. Then, in order, it records the events in
 // the tail and acknowledges their publishers. On a publisher's turn, when
 // some mailbox has no room for all its events, it does nothing and
-// reports false.
-func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts) bool {
+// reports false. It returns how many events of run it fanned out: all,
+// unless a queue group's members are all full, when it stops before the
+// event that would overflow (see loop.groupsFull), so the members' room is
+// looked at again rather than the event queued behind a full one.
+func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts) (int, bool) {
 	b := l.b
 	touched := l.touched[:0]
 	b.reg.mu.Lock()
+	grouped := len(b.reg.groups) > 0
 	for i := range run {
 		it := &run[i]
 		if it.persist && perr != nil {
 			continue // not delivered
 		}
-		for _, s := range b.reg.routes.Route(it.e.Topic) {
+		routes := b.reg.routes.Route(it.e.Topic)
+		if grouped && i > 0 && l.groupsFull(routes) {
+			run = run[:i]
+			break
+		}
+		for _, s := range routes {
+			if s.group != nil {
+				l.consider(s)
+				continue
+			}
 			d := &s.dl
 			if len(d.run) == 0 {
 				touched = append(touched, s)
 			}
 			d.run = append(d.run, int32(i))
+		}
+		if len(l.groups) > 0 {
+			touched = l.choose(int32(i), touched)
 		}
 	}
 	b.reg.mu.Unlock()
@@ -253,7 +274,7 @@ func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts)
 		l.touched = touched[:0]
 	}()
 	if who == publisherTurn && !l.roomFor(touched) {
-		return false
+		return 0, false
 	}
 	clockAge := 0
 	for _, s := range touched {
@@ -279,7 +300,8 @@ func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts)
 			it.w.ch <- nil
 		}
 	}
-	return true
+	l.fanned.Store(l.processed)
+	return len(run), true
 }
 
 // roomFor reports whether every live subscription in subs that could make

@@ -62,6 +62,10 @@ type subConfig struct {
 	since        time.Time
 	more         []string // WithPatterns
 	middleware   []func(HandlerFunc) HandlerFunc
+	queueGroup   string
+	retry        *Retry // WithRetry
+	deadLetter   string // WithDeadLetter
+	durable      string // Durable
 }
 
 type pubConfig struct {

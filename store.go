@@ -125,6 +125,7 @@ type MemoryStore struct {
 	closed  bool
 	now     func() time.Time
 	epoch   string
+	cursors map[string]uint64 // CursorStore
 }
 
 // NewMemoryStore returns an empty MemoryStore.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // Subscribe returns a subscription whose mailbox C receives the events
@@ -66,7 +67,10 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 			return nil, err
 		}
 	}
-	if b.store == nil && (cfg.replay || cfg.overflow == CatchUp) {
+	if cfg.durable != "" && cfg.overflow != Block {
+		cfg.overflow = CatchUp // it never drops what it has not acknowledged
+	}
+	if b.store == nil && (cfg.replay || cfg.overflow == CatchUp || cfg.durable != "") {
 		return nil, ErrNoStore
 	}
 	principal := PrincipalFrom(ctx)
@@ -93,6 +97,9 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 		done:      make(chan struct{}),
 		site:      site,
 	}
+	if err := s.work.init(&cfg, h != nil); err != nil {
+		return nil, err
+	}
 	s.mb.init(cfg.buffer, h != nil)
 	if h != nil {
 		s.c = make(chan Event)
@@ -103,6 +110,16 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 		s.c = s.mb.out
 	}
 	s.pats.Store(&ps)
+	if cfg.durable != "" {
+		d, first, c, err := b.openDurable(cfg.durable, s)
+		if err != nil {
+			return nil, err
+		}
+		s.dur = d
+		if first {
+			cfg.replay, cfg.fromSeq, cfg.since = true, c+1, time.Time{}
+		}
+	}
 	var cursor uint64
 	if cfg.replay {
 		// Lagging from the start; the loop starts the catch-up goroutine
@@ -118,7 +135,11 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 	b.reg.mu.Lock()
 	if b.reg.closing {
 		b.reg.mu.Unlock()
+		s.leaveDurable()
 		return nil, ErrClosed
+	}
+	if cfg.queueGroup != "" {
+		b.reg.joinGroup(s, cfg.queueGroup)
 	}
 	b.reg.add(s, ps)
 	if h != nil {
@@ -187,7 +208,8 @@ type registry struct {
 	mu      sync.Mutex
 	subs    map[*Subscription]struct{}
 	routes  *routeIndex
-	closing bool // Shutdown has begun: no new subscriptions
+	groups  map[string]*queueGroup // queue groups with members, by name
+	closing bool                   // Shutdown has begun: no new subscriptions
 	nextID  uint64
 	noCache bool // testing: route without the cache
 }
@@ -210,6 +232,7 @@ func (r *registry) remove(s *Subscription) {
 		return
 	}
 	delete(r.subs, s)
+	r.leaveGroup(s)
 	for _, p := range *s.pats.Load() {
 		r.routes.Remove(p.src, s)
 	}
@@ -225,6 +248,7 @@ func (r *registry) takeAll() []*Subscription {
 		subs = append(subs, s)
 	}
 	clear(r.subs)
+	clear(r.groups)
 	r.routes = newRouteIndex(r.noCache)
 	return subs
 }

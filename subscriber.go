@@ -81,6 +81,13 @@ type Subscription struct {
 
 	dl delivery // the loop's state for it; only a holder of loop.mu touches it
 
+	group *queueGroup // WithQueueGroup; nil for none. Set before it is registered.
+	owed  owedSeqs    // queue group member: what its catch-up goroutine delivers
+	work  work        // Handle: retries, dead letters, acknowledgements
+
+	dur     *durable // Durable; nil for none
+	durLeft sync.Once
+
 	closeHandleC sync.Once // Handle: c is closed once
 
 	delivered  atomic.Uint64
@@ -186,6 +193,14 @@ type SubscriptionStats struct {
 	// event, when that is longer than the bus's stall timeout; else 0.
 	StalledFor time.Duration
 
+	// Handle: events done with (the handler returned nil, or failed its
+	// last attempt), handler runs repeated by WithRetry, and events
+	// published to the WithDeadLetter topic.
+	Acked, Retried, DeadLettered uint64
+	// Cursor is a Durable subscription's cursor (see Durable): every event
+	// up to it that the consumer matches is acknowledged.
+	Cursor uint64
+
 	// Delivery latency, from the bus goroutine taking the event (when it
 	// gets its Seq) to the event entering the mailbox (Subscribe) or the
 	// handler starting (Handle), as the upper bounds of power-of-two
@@ -206,6 +221,10 @@ func (s *Subscription) Stats() SubscriptionStats {
 	}
 	st.StalledFor = s.stalledFor()
 	st.Pending = s.pending()
+	st.Acked, st.Retried, st.DeadLettered = s.work.acked.Load(), s.work.retried.Load(), s.work.deadLettered.Load()
+	if s.dur != nil {
+		st.Cursor = s.dur.cursorNow()
+	}
 	st.LatencyP50, st.LatencyP99, st.LatencyMax = s.latency.summary()
 	if s.runtimeHst != nil {
 		st.HandlerP50, st.HandlerP99, st.HandlerMax = s.runtimeHst.summary()
@@ -239,6 +258,9 @@ func (s *Subscription) finish(err error) bool {
 	if first {
 		if s.countsBlock {
 			s.b.blockSubs.Add(-1)
+		}
+		if s.mb.out != nil {
+			s.leaveDurable() // Subscribe; Handle leaves when its handler is done
 		}
 		s.mu.Lock()
 		stop := s.stopCtx

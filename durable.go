@@ -1,0 +1,320 @@
+package eventbus
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// CursorStore is an optional extension of Store that keeps the cursors of
+// durable consumers (see Durable): for each name, the highest Seq such
+// that it and every event before it that the consumer matches has been
+// acknowledged. SaveCursor replaces the name's cursor; LoadCursor returns
+// it, or 0 for a name never saved. Both are safe for concurrent use.
+// MemoryStore implements it (its cursors last as long as it does), and so
+// does sqlitestore (in its file).
+type CursorStore interface {
+	SaveCursor(ctx context.Context, name string, seq uint64) error
+	LoadCursor(ctx context.Context, name string) (seq uint64, err error)
+}
+
+// Durable makes the subscription a durable consumer named name: the bus
+// keeps its cursor in the store, which must implement CursorStore
+// (otherwise Subscribe returns ErrNoStore). A new subscription with the
+// name resumes after the cursor: it first replays the stored events it
+// matches that were not acknowledged, then continues live, with no gap
+// (as FromSeq does). A process restart so redelivers only what was not
+// acknowledged (at-least-once: deduplicate by ID). A name never saved
+// starts at the beginning of the store.
+//
+// Handle acknowledges an event when its handler returns nil or the event
+// has failed its last attempt (see WithRetry); Subscribe's reader calls
+// Subscription.Ack. The cursor is written in batches (every 64
+// acknowledgements, or 100ms after an unwritten one at the next
+// acknowledgement) and when the bus shuts down or the name's last
+// subscription ends.
+//
+// Subscriptions of one process with the same durable name share the
+// cursor: with WithQueueGroup they form a worker pool that survives
+// restarts. Only the first of them replays; the others join live. A
+// durable subscription never drops what it has not acknowledged: its
+// overflow policy is CatchUp unless it is Block. name is 1–256 bytes
+// without control characters, else the error wraps ErrInvalidOption.
+func Durable(name string) SubscribeOption {
+	return subOption(func(c *subConfig) error {
+		if name == "" || len(name) > 256 || containsControl(name) {
+			return invalidOption("Durable", fmt.Sprintf("%q", name), "must be 1-256 bytes without control characters")
+		}
+		c.durable = name
+		return nil
+	})
+}
+
+// Cursor batching.
+const (
+	cursorBatch = 64
+	cursorAge   = int64(100 * time.Millisecond)
+)
+
+// durable is the shared state of the subscriptions with one durable name:
+// the events given to them and not yet acknowledged, and the cursor.
+type durable struct {
+	name  string
+	store CursorStore
+	b     *Bus
+
+	mu        sync.Mutex
+	members   int      // registry: subscriptions with the name
+	inflight  []uint64 // assigned (in a mailbox, or owed by a catch-up), not acknowledged; sorted
+	assigned  uint64   // the highest Seq assigned
+	replaying bool     // the first member replays the stored events up to its mark
+	replayer  *Subscription
+	replayPos uint64 // while replaying: every matching event up to it is assigned
+	cursor    uint64
+	saved     uint64 // the cursor last written
+	savedAt   int64  // b.clock() then
+	unsaved   int    // acknowledgements since
+
+	writeMu sync.Mutex // writes in order
+	failing bool       // the last write failed (reported once)
+}
+
+// openDurable returns the durable state for name, loading its cursor the
+// first time; first reports whether it was loaded now (that subscription
+// replays).
+// The state outlives its members (the bus keeps it until Shutdown): a
+// later first member replays from its cursor, which is newer than the
+// store's until written. first reports whether s replays (and then
+// cursor is where from).
+func (b *Bus) openDurable(name string, s *Subscription) (d *durable, first bool, cursor uint64, err error) {
+	cs, ok := b.store.(CursorStore)
+	if !ok {
+		return nil, false, 0, fmt.Errorf("%w: Durable(%q) needs a store that implements CursorStore", ErrNoStore, name)
+	}
+	b.durMu.Lock()
+	defer b.durMu.Unlock()
+	if d = b.durables[name]; d == nil {
+		c, err := cs.LoadCursor(context.Background(), name)
+		if err != nil {
+			return nil, false, 0, fmt.Errorf("%w: loading cursor %q: %w", ErrPersist, name, err)
+		}
+		d = &durable{name: name, store: cs, b: b, cursor: c, saved: c, assigned: c, savedAt: b.clock()}
+		if b.durables == nil {
+			b.durables = make(map[string]*durable)
+		}
+		b.durables[name] = d
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.members++; d.members > 1 {
+		return d, false, 0, nil
+	}
+	// What the last members left unacknowledged is replayed.
+	d.members = 0
+	d.advance()
+	d.members = 1
+	d.inflight = d.inflight[:0]
+	d.replaying, d.replayPos, d.replayer = true, d.cursor, s
+	return d, true, d.cursor, nil
+}
+
+// leave is called once when a member is done: for Subscribe when it ends,
+// for Handle when its handler has finished. The last one writes the
+// cursor.
+func (d *durable) leave() {
+	d.mu.Lock()
+	d.members--
+	last := d.members == 0
+	d.mu.Unlock()
+	if last {
+		d.flush()
+	}
+}
+
+// assign records that seq is given to a member: its sender calls it
+// before the event enters the mailbox, so that no acknowledgement comes
+// first. Assigning a Seq twice is harmless.
+func (d *durable) assign(seq uint64) {
+	d.mu.Lock()
+	d.assigned = max(d.assigned, seq)
+	if n := len(d.inflight); n == 0 || d.inflight[n-1] < seq {
+		d.inflight = append(d.inflight, seq)
+	} else if i, found := slices.BinarySearch(d.inflight, seq); !found {
+		d.inflight = slices.Insert(d.inflight, i, seq)
+	}
+	d.mu.Unlock()
+}
+
+// replayed records the replaying member's progress: every event up to seq
+// it matches has been assigned; done says it has gone live.
+func (d *durable) replayed(s *Subscription, seq uint64, done bool) {
+	d.mu.Lock()
+	if d.replaying && d.replayer == s {
+		d.replayPos = max(d.replayPos, seq)
+		if done {
+			d.replaying, d.replayer = false, nil
+		}
+	}
+	d.mu.Unlock()
+}
+
+// ack acknowledges seq and moves the cursor; it writes it when a batch is
+// due. It reports false for a Seq not given out or acknowledged already.
+func (d *durable) ack(seq uint64) bool {
+	d.mu.Lock()
+	i, found := slices.BinarySearch(d.inflight, seq)
+	if !found {
+		d.mu.Unlock()
+		return false // not given out, or acknowledged already
+	}
+	d.inflight = slices.Delete(d.inflight, i, i+1)
+	d.advance()
+	d.unsaved++
+	now := d.b.clock()
+	due := d.cursor > d.saved && (d.unsaved >= cursorBatch || now-d.savedAt >= cursorAge)
+	d.mu.Unlock()
+	if due {
+		d.flush()
+	}
+	return true
+}
+
+// advance recomputes the cursor. d.mu must be held. While a member is
+// live, every event it matches up to what the loop has fanned out has
+// been assigned (once the replay is done); with no member, only those up
+// to the last assigned are known to be.
+func (d *durable) advance() {
+	front := d.b.loop.fanned.Load()
+	if d.members == 0 {
+		front = d.assigned
+	}
+	if d.replaying {
+		front = min(front, d.replayPos)
+	}
+	if len(d.inflight) > 0 {
+		front = min(front, d.inflight[0]-1)
+	}
+	d.cursor = max(d.cursor, front)
+}
+
+// flush writes the cursor if it moved since the last write.
+func (d *durable) flush() {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	d.mu.Lock()
+	d.advance()
+	c := d.cursor
+	if c <= d.saved {
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Unlock()
+	err := d.store.SaveCursor(context.Background(), d.name, c)
+	d.mu.Lock()
+	if err == nil {
+		d.saved, d.savedAt, d.unsaved = c, d.b.clock(), 0
+	}
+	d.mu.Unlock()
+	switch {
+	case err != nil && !d.failing:
+		d.failing = true
+		d.b.report(fmt.Errorf("%w: saving cursor %q: %w", ErrPersist, d.name, err))
+	case err == nil:
+		d.failing = false
+	}
+}
+
+// cursorNow returns the cursor for Stats.
+func (d *durable) cursorNow() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.advance()
+	return d.cursor
+}
+
+// flushDurables writes every durable cursor (Shutdown, after the handlers
+// have finished).
+func (b *Bus) flushDurables() {
+	b.durMu.Lock()
+	ds := make([]*durable, 0, len(b.durables))
+	for _, d := range b.durables {
+		ds = append(ds, d)
+	}
+	b.durMu.Unlock()
+	for _, d := range ds {
+		d.flush()
+	}
+}
+
+// Ack acknowledges e, an event this durable subscription received (see
+// Durable): once it and every earlier event the consumer matches are
+// acknowledged, the cursor moves past it. Acknowledging an event twice,
+// or one not received, does nothing. It may be called after the
+// subscription ended, for events read from C since. It is safe for
+// concurrent use. For a subscription without Durable it returns an error
+// wrapping ErrInvalidOption.
+func (s *Subscription) Ack(e Event) error {
+	if s.dur == nil {
+		return fmt.Errorf("%w: Ack: subscription %s is not Durable", ErrInvalidOption, s.id)
+	}
+	if s.dur.ack(e.Seq) {
+		s.work.acked.Add(1)
+	}
+	return nil
+}
+
+// assign and replayed are nil-safe forms for the delivery paths.
+func (s *Subscription) assign(seq uint64) {
+	if s.dur != nil {
+		s.dur.assign(seq)
+	}
+}
+
+func (s *Subscription) replayed(seq uint64, done bool) {
+	if s.dur != nil {
+		s.dur.replayed(s, seq, done)
+	}
+}
+
+// leaveDurable ends s's membership of its durable name, once.
+func (s *Subscription) leaveDurable() {
+	if s.dur != nil {
+		s.durLeft.Do(s.dur.leave)
+	}
+}
+
+// handled is the Handle runner's acknowledgement of e.
+func (s *Subscription) handled(e *Event) {
+	s.work.acked.Add(1)
+	if s.dur != nil {
+		s.dur.ack(e.Seq)
+	}
+}
+
+// SaveCursor implements CursorStore.
+func (m *MemoryStore) SaveCursor(_ context.Context, name string, seq uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if m.cursors == nil {
+		m.cursors = make(map[string]uint64)
+	}
+	m.cursors[name] = seq
+	return nil
+}
+
+// LoadCursor implements CursorStore.
+func (m *MemoryStore) LoadCursor(_ context.Context, name string) (uint64, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	return m.cursors[name], nil
+}
+
+var _ CursorStore = (*MemoryStore)(nil)

@@ -1,0 +1,234 @@
+package eventbus
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// WithQueueGroup makes the subscription a member of the queue group name
+// (competing consumers, as NATS calls them): for each event, every
+// matching subscription without a queue group gets it, and of the
+// matching members of each queue group exactly one does — the one with
+// the most free room in its mailbox (ties taken in turn). A member that is
+// catching up from the store is chosen only when every matching member is.
+// Members join and leave at any time; an event already in a member's
+// mailbox stays there, and each member gets its events in Seq order. When
+// every member is full, the chosen member's overflow policy applies (and
+// pacing, as for any subscription). name is 1–256 bytes and has no control
+// characters; otherwise Subscribe returns an error wrapping
+// ErrInvalidOption. Default: no queue group.
+func WithQueueGroup(name string) SubscribeOption {
+	return subOption(func(c *subConfig) error {
+		if name == "" || len(name) > 256 || containsControl(name) {
+			return invalidOption("WithQueueGroup", fmt.Sprintf("%q", name), "must be 1-256 bytes without control characters")
+		}
+		c.queueGroup = name
+		return nil
+	})
+}
+
+func containsControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// queueGroup is one queue group: its members are in the registry (under
+// registry.mu); pick and seq belong to the loop (a holder of loop.mu).
+type queueGroup struct {
+	name    string
+	members []*Subscription // registry.mu
+
+	pick     *Subscription // the loop's choice for the event it routes
+	pickRoom int           // the free room of pick
+	seq      uint64        // choices made, for round-robin among ties
+
+	delivered atomic.Uint64 // events given to a member
+}
+
+// QueueGroupStats describes a queue group at a moment: its members and how
+// the events it was given were spread over them.
+type QueueGroupStats struct {
+	Name string
+	// Members are the IDs of the group's current members.
+	Members []string
+	// Delivered counts the events the group gave to a member (whose
+	// overflow policy may still have dropped some).
+	Delivered uint64
+	// Distribution maps each current member's ID to the events it got.
+	Distribution map[string]uint64
+}
+
+// QueueGroups returns the current queue groups, sorted by name. It is safe
+// for concurrent use.
+func (b *Bus) QueueGroups() []QueueGroupStats {
+	b.reg.mu.Lock()
+	defer b.reg.mu.Unlock()
+	out := make([]QueueGroupStats, 0, len(b.reg.groups))
+	for _, g := range b.reg.groups {
+		st := QueueGroupStats{Name: g.name, Delivered: g.delivered.Load(), Distribution: make(map[string]uint64, len(g.members))}
+		for _, s := range g.members {
+			st.Members = append(st.Members, s.id)
+			st.Distribution[s.id] = s.delivered.Load()
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b QueueGroupStats) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// joinGroup adds s to the queue group name. r.mu must be held.
+func (r *registry) joinGroup(s *Subscription, name string) {
+	if r.groups == nil {
+		r.groups = make(map[string]*queueGroup)
+	}
+	g := r.groups[name]
+	if g == nil {
+		g = &queueGroup{name: name}
+		r.groups[name] = g
+	}
+	g.members = append(g.members, s)
+	s.group = g
+}
+
+// leaveGroup takes s out of its queue group. r.mu must be held. An empty
+// group is forgotten, unless the loop still holds it as a choice.
+func (r *registry) leaveGroup(s *Subscription) {
+	g := s.group
+	if g == nil {
+		return
+	}
+	if i := slices.Index(g.members, s); i >= 0 {
+		g.members = slices.Delete(g.members, i, i+1)
+	}
+	if len(g.members) == 0 && r.groups[g.name] == g {
+		delete(r.groups, g.name)
+	}
+}
+
+// consider weighs s, a matching member of a queue group, for the event
+// being routed, and records the group in l.groups the first time one of
+// its members is weighed for it. l.mu must be held.
+func (l *loop) consider(s *Subscription) {
+	d := &s.dl
+	if d.ended {
+		return
+	}
+	g := s.group
+	room := s.mb.bound - s.mb.pending() - len(d.run)
+	if d.lagging {
+		room = -1 << 40 // only when every member lags
+	}
+	if g.pick == nil {
+		l.groups = append(l.groups, g)
+	} else if room < g.pickRoom || room == g.pickRoom && d.lastPick >= g.pick.dl.lastPick {
+		return
+	}
+	g.pick, g.pickRoom = s, room
+}
+
+// groupsFull reports whether some queue group among subs (an event's
+// routes) has no member with free room left, counting what the run has
+// given them so far. l.mu and the registry's mu must be held.
+func (l *loop) groupsFull(subs []*Subscription) bool {
+	full := false
+	for _, s := range subs {
+		if s.group != nil {
+			l.consider(s)
+		}
+	}
+	for _, g := range l.groups {
+		full = full || g.pickRoom <= 0
+		g.pick = nil
+	}
+	clear(l.groups)
+	l.groups = l.groups[:0]
+	return full
+}
+
+// choose gives the event at index i of the run to the member each group
+// in l.groups chose, and resets the groups for the next event.
+func (l *loop) choose(i int32, touched []*Subscription) []*Subscription {
+	for _, g := range l.groups {
+		s := g.pick
+		g.pick = nil
+		g.seq++
+		s.dl.lastPick = g.seq
+		d := &s.dl
+		if len(d.run) == 0 {
+			touched = append(touched, s)
+		}
+		d.run = append(d.run, i)
+		g.delivered.Add(1)
+	}
+	clear(l.groups)
+	l.groups = l.groups[:0]
+	return touched
+}
+
+// owedSeqs lists, for a queue group member that lags, the Seqs of the
+// persisted events its group chose it for while it lagged, in order: its
+// catch-up goroutine delivers those and no others above its mark, since
+// the rest went to other members. The loop appends; the catch-up goroutine
+// (or the loop at the rejoin) consumes.
+type owedSeqs struct {
+	mu   sync.Mutex
+	seqs []uint64
+}
+
+// owe records that the lagging subscription s owes seq (catch-up delivers
+// it). l.mu must be held.
+func (s *Subscription) owe(seq uint64) {
+	s.assign(seq) // a durable consumer's, though not yet in its mailbox
+	if s.group == nil {
+		return
+	}
+	s.owed.mu.Lock()
+	s.owed.seqs = append(s.owed.seqs, seq)
+	s.owed.mu.Unlock()
+}
+
+// owes reports whether s's catch-up delivers the stored event seq: every
+// event at or below mark (the replay asked for), and above it only those
+// its queue group chose it for. Seqs are asked in increasing order.
+func (s *Subscription) owes(seq, mark uint64) bool {
+	if s.group == nil || seq <= mark {
+		return true
+	}
+	o := &s.owed
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	i := 0
+	for i < len(o.seqs) && o.seqs[i] < seq {
+		i++
+	}
+	ok := i < len(o.seqs) && o.seqs[i] == seq
+	if ok {
+		i++
+	}
+	o.seqs = o.seqs[:copy(o.seqs, o.seqs[i:])]
+	return ok
+}
+
+// forgetOwed empties the list when s goes live again.
+func (s *Subscription) forgetOwed() {
+	if s.group == nil {
+		return
+	}
+	s.owed.mu.Lock()
+	s.owed.seqs = s.owed.seqs[:0]
+	s.owed.mu.Unlock()
+}
