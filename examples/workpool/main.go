@@ -91,11 +91,15 @@ func run(ctx context.Context, w io.Writer, path string, jobs, workers int, delay
 		if err := bus.Flush(ctx); err != nil {
 			return errors.Join(err, bus.Close())
 		}
+		mu.Lock()
 		fmt.Fprintf(w, "published %d jobs\n", jobs)
+		mu.Unlock()
 	}
 	last := bus.LastSeq()
 	if !fresh {
+		mu.Lock() // handlers write to w too
 		fmt.Fprintf(w, "resuming after job Seq %d of %d\n", subs[0].Stats().Cursor, last)
+		mu.Unlock()
 	}
 	for subs[0].Stats().Cursor < last {
 		time.Sleep(10 * time.Millisecond)
