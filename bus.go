@@ -162,7 +162,7 @@ type Stats struct {
 	Dropped       uint64         // events lost to overflow policies
 	Subscriptions int            // active subscriptions
 	Patterns      map[string]int // subscriptions per pattern
-	QueueDepth    int            // events waiting in the bus mailbox
+	QueueDepth    int            // events waiting in the intake (the bus's queue)
 }
 
 // Stats returns the bus's counters.

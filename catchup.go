@@ -9,7 +9,7 @@ import (
 // lagCount is the loop's account of one lagging episode: the persisted,
 // matching events with Seq above mark that the loop skipped because the
 // catch-up goroutine is to deliver them (owed), and those the loop handed
-// over itself. At the hand-over, what the goroutine reports it delivered
+// over itself. At the rejoin, what the goroutine reports it delivered
 // above mark settles the account; the rest was lost (past the store's
 // retention) and is counted as dropped.
 type lagCount struct {

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// item is one entry of the bus mailbox: an event to publish, or a control
+// item is one entry of the intake: an event to publish, or a control
 // request that the loop handles in order with the events around it.
 type item struct {
 	e       Event

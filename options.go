@@ -153,7 +153,7 @@ func WithBufferSize(n int) Option {
 	})
 }
 
-// WithQueueSize sets how many events the bus mailbox holds before Publish
+// WithQueueSize sets how many events the intake (the bus's queue) holds before Publish
 // and PublishAsync wait for room, at least 1. Default: 4096.
 func WithQueueSize(n int) Option {
 	return busOption(func(c *busConfig) error {

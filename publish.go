@@ -7,7 +7,7 @@ import (
 	"maps"
 )
 
-// Publish validates e, waits (bounded by ctx) for room in the bus mailbox,
+// Publish validates e, waits (bounded by ctx) for room in the intake,
 // and returns once the bus has persisted it (when it is to be persisted)
 // and handed it to every matching subscription under that subscription's
 // overflow policy. Seq is assigned by the bus goroutine when it takes the

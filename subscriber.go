@@ -30,7 +30,7 @@ const (
 	// then rejoins the live stream with no gap and no duplicate. Only events
 	// published without persistence meanwhile are lost, and counted, and
 	// events the store's retention removed before the subscription read
-	// them, which are counted and reported at the hand-over. It needs a
+	// them, which are counted and reported at the rejoin. It needs a
 	// store.
 	CatchUp
 )
