@@ -153,8 +153,8 @@ func WithBufferSize(n int) Option {
 	})
 }
 
-// WithQueueSize sets how many events the intake (the bus's queue) holds before Publish
-// and PublishAsync wait for room, at least 1. Default: 4096.
+// WithQueueSize sets how many events the intake (the bus's queue) holds
+// before Publish and PublishAsync wait for room, at least 1. Default: 4096.
 func WithQueueSize(n int) Option {
 	return busOption(func(c *busConfig) error {
 		if n < 1 {

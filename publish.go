@@ -11,7 +11,7 @@ import (
 // and returns once the bus has persisted it (when it is to be persisted)
 // and handed it to every matching subscription under that subscription's
 // overflow policy. Seq is assigned by the bus goroutine when it takes the
-// event from the mailbox; a zero ID and a zero Timestamp are filled in then
+// event from the intake; a zero ID and a zero Timestamp are filled in then
 // too, so bus-made IDs follow Seq order.
 //
 // After Publish returns nil, every subscription that existed before the
