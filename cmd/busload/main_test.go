@@ -77,8 +77,11 @@ func TestRun(t *testing.T) {
 				require.Zero(t, rep.Published%4, "round-robin over 4 topics ends on a full round at this rate")
 				assert.Equal(t, rep.Published/4*(4*4+3*1), rep.Expected)
 			}
-			// 2,000 events/s for 1s.
-			assert.Equal(t, uint64(2000), rep.Published)
+			// 2,000 events/s for 1s, unless the machine held the
+			// publisher back past the end (then it stops short: the run
+			// reports the achieved rate rather than running over).
+			assert.LessOrEqual(t, rep.Published, uint64(2000))
+			assert.Positive(t, rep.Published)
 			assert.Contains(t, progress.String(), "busload:")
 			assert.Contains(t, progress.String(), "p99")
 			require.Len(t, rep.Policies, 1)
