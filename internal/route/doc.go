@@ -16,8 +16,11 @@
 //   - glob (anything else): in a radix tree of literal prefixes (the text
 //     before the first wildcard), walked along the topic's bytes, or in one
 //     of reversed literal suffixes (the text after the last wildcard),
-//     whichever literal is longer; a glob with neither ("*a*", "?*") is
-//     residual and sits in a short list every topic is matched against.
+//     whichever literal is longer; a glob with neither ("*a*", "*.r17.*")
+//     is residual: filed by the first 3 bytes of its longest literal run
+//     (".r1"), which a topic must hold for the glob to be tried, or, with
+//     no run of 3 bytes ("*a*", "?*"), in a short list every topic is
+//     matched against.
 //
 // Patterns must be valid (the bus validates them): at most 255 bytes, at
 // most 8 stars, non-empty dot-separated segments, valid UTF-8.

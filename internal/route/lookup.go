@@ -115,5 +115,36 @@ func (x *Index[S]) collect(topic string, has byteSet, dst []S) []S {
 	x.prefixes.prefixesOf(topic, false, globs)
 	x.suffixes.prefixesOf(topic, true, globs)
 	globs(&x.residual)
+	if len(x.infix) > 0 {
+		// Each glob is filed under one piece; a piece the topic holds
+		// twice must not bring its globs twice.
+		var seen [8]*[]*pat[S] // the lists met so far; more past eight
+		var more []*[]*pat[S]
+		nseen := 0
+	pieces:
+		for i := 0; i+3 <= len(topic); i++ {
+			list := x.infix[topic[i:i+3]]
+			if list == nil {
+				continue
+			}
+			for _, l := range seen[:nseen] {
+				if l == list {
+					continue pieces
+				}
+			}
+			for _, l := range more {
+				if l == list {
+					continue pieces
+				}
+			}
+			if nseen < len(seen) {
+				seen[nseen] = list
+				nseen++
+			} else {
+				more = append(more, list)
+			}
+			globs(list)
+		}
+	}
 	return dst
 }

@@ -29,6 +29,7 @@ type pat[S comparable] struct {
 	src    string
 
 	rsuf string // suf reversed
+	tri  string // residual glob: 3 bytes of its longest literal run, or ""
 	slot int    // glob: position in its radix list or the residual list
 	subs set[S]
 }
@@ -90,6 +91,25 @@ func classify[S comparable](src string) *pat[S] {
 		// Each byte but a star matches at least one byte.
 		p.minLen = len(src) - strings.Count(src, "*")
 		p.g = compile(src)
+		if p.residual() {
+			p.tri = infixOf(src)
+		}
 	}
 	return p
+}
+
+// infixOf returns the first 3 bytes of the longest run of literal bytes in
+// a glob (between its wildcards), or "" if no run is 3 bytes long: every
+// topic the glob matches holds them.
+func infixOf(src string) string {
+	best := ""
+	for _, run := range strings.FieldsFunc(src, func(r rune) bool { return r == '*' || r == '?' }) {
+		if len(run) > len(best) {
+			best = run
+		}
+	}
+	if len(best) < 3 {
+		return ""
+	}
+	return best[:3]
 }

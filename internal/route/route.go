@@ -12,7 +12,10 @@ type Index[S comparable] struct {
 	all      *pat[S]            // "*", or nil
 	prefixes radix[[]*pat[S]]   // globs by literal prefix
 	suffixes radix[[]*pat[S]]   // globs by reversed literal suffix
-	residual []*pat[S]          // globs with neither
+	residual []*pat[S]          // globs with neither, and no literal run of 3 bytes
+	// infix files the other residual globs by a 3-byte piece of their
+	// longest literal run: a topic meets only those whose piece it holds.
+	infix map[string]*[]*pat[S]
 	// dropped is the pattern dropped last, reused if it is added again
 	// (a subscriber toggling a pattern).
 	dropped *pat[S]
@@ -41,6 +44,7 @@ func New[S comparable](cacheSize int) *Index[S] {
 	return &Index[S]{
 		pats:      make(map[string]*pat[S]),
 		below:     make(map[string]*pat[S]),
+		infix:     make(map[string]*[]*pat[S]),
 		subs:      make(map[S]int32),
 		cacheSize: max(cacheSize, 0),
 		eagerMax:  eagerMax,
@@ -110,6 +114,12 @@ func (x *Index[S]) insert(p *pat[S]) {
 	case kindGlob:
 		var list *[]*pat[S]
 		switch {
+		case p.residual() && p.tri != "":
+			list = x.infix[p.tri]
+			if list == nil {
+				list = new([]*pat[S])
+				x.infix[p.tri] = list
+			}
 		case p.residual():
 			list = &x.residual
 		case p.inSuf:
@@ -136,6 +146,8 @@ func (x *Index[S]) drop(p *pat[S]) {
 		var key string
 		var list *[]*pat[S]
 		switch {
+		case p.residual() && p.tri != "":
+			list = x.infix[p.tri]
 		case p.residual():
 			list = &x.residual
 		case p.inSuf:
@@ -150,8 +162,13 @@ func (x *Index[S]) drop(p *pat[S]) {
 		l[p.slot], last.slot = last, p.slot
 		l[len(l)-1] = nil
 		*list = l[:len(l)-1]
-		if len(*list) == 0 && tree != nil {
-			tree.del(key)
+		if len(*list) == 0 {
+			switch {
+			case tree != nil:
+				tree.del(key)
+			case p.tri != "":
+				delete(x.infix, p.tri)
+			}
 		}
 	}
 }

@@ -61,6 +61,8 @@ func TestIndexRoute(t *testing.T) {
 		{"glob by prefix and suffix", []sub{{"a*z", 1}}, "a.b.z", []int{1}},
 		{"prefix and suffix may not overlap", []sub{{"ab*ba", 1}}, "aba", nil},
 		{"residual glob", []sub{{"*b*", 1}, {"?*", 2}, {"*x*", 3}}, "a.b", []int{1, 2}},
+		{"residual glob by a piece of its literal", []sub{{"*ab.*", 1}, {"*xyz*", 2}, {"?b.a*", 3}}, "ab.ab.a", []int{1, 3}},
+		{"a piece the topic holds twice", []sub{{"*ab.*", 1}, {"*b.a*", 1}}, "ab.ab.ab", []int{1}},
 		{"question mark is one rune", []sub{{"room?", 1}, {"room??", 2}}, "roomé", []int{1}},
 		{"subscriber with several matching patterns once", []sub{{"a.b", 1}, {"a.*", 1}, {"*", 1}, {"*b", 1}, {"*b*", 1}}, "a.b", []int{1}},
 		{"several subscribers of one pattern", []sub{{"a.*", 1}, {"a.*", 2}, {"a.*", 3}}, "a.b", []int{1, 2, 3}},
@@ -151,7 +153,9 @@ func patternGen() *rapid.Generator[string] {
 		case 2:
 			return topic + ".*" // below
 		case 3: // residual
-			return rapid.SampledFrom([]string{"*a*", "?*", "*?", "*é*", "*.*", "*a?*", "?"}).Draw(t, "residual")
+			return rapid.SampledFrom([]string{"*a*", "?*", "*?", "*é*", "*.*", "*a?*", "?",
+				// residuals filed by a 3-byte piece of a literal run
+				"*ab.*", "*a.b*", "?ab*", "*aba*", "*é.a*", "*b.a?*", "*a*b.b*", "?a.b.a?"}).Draw(t, "residual")
 		}
 		for {
 			p := names("abé", true).Draw(t, "glob")
