@@ -294,17 +294,6 @@ func (m *mailbox) take() (envelope, bool) {
 	return env, true
 }
 
-// drop empties the mailbox's queue and returns how many events it held.
-// The Handle runner calls it when Shutdown stops waiting.
-func (m *mailbox) drop() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := m.queue.len()
-	m.queue.reset()
-	m.queued.Add(-int64(n))
-	return n
-}
-
 // pumpLinger is how long a pump whose backlog has drained waits for more
 // before it stops and lets the ring's memory go.
 const pumpLinger = 50 * time.Millisecond

@@ -76,7 +76,6 @@ type handler struct {
 	cfg    config
 	files  http.Handler
 	sample *sampler
-	err    error // an invalid option: every request gets it
 }
 
 // Handler returns an http.Handler serving the monitor page, its snapshot
