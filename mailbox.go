@@ -83,25 +83,34 @@ func (m *mailbox) pending() int {
 // full reports whether no more events fit.
 func (m *mailbox) full() bool { return m.pending() >= m.bound }
 
-// push adds env if there is room and reports whether it did, and whether
+// push adds e if there is room and reports whether it did, and whether
 // a Subscribe mailbox now needs a pump: the caller starts one (see
-// Subscription.push).
+// Subscription.trySend).
 func (m *mailbox) push(e *Event, at int64) (ok, startPump bool) {
 	if m.full() {
 		return false, false
 	}
-	if m.out != nil && m.queued.Load() == 0 {
-		// No backlog behind out and no pump: the sender owns out.
-		select {
-		case m.out <- *e:
-			return true, false
-		default:
-		}
+	if m.sendOut(e) {
+		return true, false
 	}
 	m.mu.Lock()
 	ok, startPump = m.pushLocked(e, at)
 	m.mu.Unlock()
 	return ok, startPump
+}
+
+// sendOut puts e straight into out if nothing waits behind it (then the
+// sender owns out) and out has room.
+func (m *mailbox) sendOut(e *Event) bool {
+	if m.out == nil || m.queued.Load() != 0 {
+		return false
+	}
+	select {
+	case m.out <- *e:
+		return true
+	default:
+		return false
+	}
 }
 
 // pushLocked is push with m.mu held, so the loop can put a run of events
@@ -110,12 +119,8 @@ func (m *mailbox) pushLocked(e *Event, at int64) (ok, startPump bool) {
 	if m.full() {
 		return false, false
 	}
-	if m.out != nil && m.queued.Load() == 0 {
-		select {
-		case m.out <- *e:
-			return true, false
-		default:
-		}
+	if m.sendOut(e) {
+		return true, false
 	}
 	m.queue.push(e, at)
 	m.queued.Add(1)
