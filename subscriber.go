@@ -59,7 +59,7 @@ func (p Overflow) valid() bool { return p >= DropOldest && p <= CatchUp }
 //
 // A subscription ends when Close is called, the ctx given to Subscribe is
 // done, the bus shuts down, or the Disconnect policy ends it. Then C is
-// closed; events already in it stay readable.
+// closed once the events waiting in the mailbox have been received (see C).
 type Subscription struct {
 	b         *Bus
 	id        string
@@ -71,7 +71,7 @@ type Subscription struct {
 	mb mailbox    // events waiting for the reader or the handler
 	c  chan Event // what C returns: mb.out, or for Handle a channel that only closes
 
-	pats atomic.Pointer[[]pattern] // current patterns; written under b.subMu
+	pats atomic.Pointer[[]pattern] // current patterns; written under b.reg.mu
 
 	done    chan struct{} // closed when the subscription ends
 	endOnce sync.Once
