@@ -164,8 +164,23 @@ func securityHeaders(h http.Handler) http.Handler {
 // serveWS hands the connection to wsbridge, with a request context that
 // setOffline can end.
 func (a *app) serveWS(w http.ResponseWriter, r *http.Request) {
+	a.serveTracked(w, r, a.ws, true)
+}
+
+// serveMonitor serves the Subscribers view (package monitor). Its
+// WebSocket feed is counted in wsConns and ends with the connections'
+// generation, like the event stream's; it also ends within a second of
+// the bus shutting down.
+func (a *app) serveMonitor(w http.ResponseWriter, r *http.Request) {
+	a.serveTracked(w, r, a.monitor, false)
+}
+
+// serveTracked serves r with h as one of the connections counted in
+// wsConns, ending it with the current generation; refuseOffline says to
+// answer 503 while the dashboard is offline.
+func (a *app) serveTracked(w http.ResponseWriter, r *http.Request, h http.Handler, refuseOffline bool) {
 	a.mu.Lock()
-	if a.offline {
+	if refuseOffline && a.offline {
 		a.mu.Unlock()
 		http.Error(w, "dashboard: offline", http.StatusServiceUnavailable)
 		return
@@ -178,24 +193,7 @@ func (a *app) serveWS(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stop := context.AfterFunc(gen, cancel)
 	defer stop()
-	a.ws.ServeHTTP(w, r.WithContext(ctx))
-}
-
-// serveMonitor serves the Subscribers view (package monitor). Its
-// WebSocket feed is counted in wsConns and ends with the connections'
-// generation, like the event stream's; it also ends within a second of
-// the bus shutting down.
-func (a *app) serveMonitor(w http.ResponseWriter, r *http.Request) {
-	a.mu.Lock()
-	gen := a.gen
-	a.wsConns.Add(1)
-	a.mu.Unlock()
-	defer a.wsConns.Done()
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	stop := context.AfterFunc(gen, cancel)
-	defer stop()
-	a.monitor.ServeHTTP(w, r.WithContext(ctx))
+	h.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // setOffline(true) closes every WebSocket connection ("going away") and
