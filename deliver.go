@@ -172,7 +172,7 @@ func (l *loop) overflow(s *Subscription, it *item, n *counts) bool {
 }
 
 // wait waits up to limit (0: no limit) for at most target events to wait
-// in s's mailbox, then puts it's event in. It reports whether it got in.
+// in s's mailbox, then puts it.e in. It reports whether it got in.
 func (l *loop) wait(s *Subscription, it *item, limit time.Duration, target int) bool {
 	var stop <-chan time.Time
 	if limit > 0 {

@@ -29,7 +29,7 @@ const drainGrace = 200 * time.Millisecond
 // For Subscribe, events wait first in out, the channel C returns (at most
 // outCap of them), then in queue, a ring of envelopes that a pump
 // goroutine moves into out as the reader makes room; the pump runs only
-// while queue holds something. For Handle there is no out: the handler
+// while queue holds something (and pumpLinger after, for the next burst). For Handle there is no out: the handler
 // runner takes envelopes from queue itself.
 //
 // Who does what: one sender at a time (the loop while the subscription is
@@ -233,8 +233,9 @@ func (m *mailbox) evictLocked() bool {
 
 // evictOldest takes the oldest waiting event out, if any, and reports
 // whether it did. Only the sender calls it. It takes from queue when the
-// backlog reaches there, so it never contends with the reader of C; it
-// receives from out only when nothing waits behind it.
+// backlog reaches there (never the event the pump is sending), so it does
+// not contend with the reader of C; it receives from out only when nothing
+// else waits behind it.
 func (m *mailbox) evictOldest() bool {
 	m.mu.Lock()
 	evicted := m.evictLocked()
