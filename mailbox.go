@@ -29,8 +29,9 @@ const drainGrace = 200 * time.Millisecond
 // For Subscribe, events wait first in out, the channel C returns (at most
 // outCap of them), then in queue, a ring of envelopes that a pump
 // goroutine moves into out as the reader makes room; the pump runs only
-// while queue holds something (and pumpLinger after, for the next burst). For Handle there is no out: the handler
-// runner takes envelopes from queue itself.
+// while queue holds something (and pumpLinger after, for the next burst).
+// For Handle there is no out: the handler runner takes envelopes from
+// queue itself.
 //
 // Who does what: one sender at a time (the loop while the subscription is
 // live, its catch-up goroutine while it lags; see Subscription) calls push,
