@@ -188,6 +188,24 @@ func (q *intake) takeNow(spare []item) []item {
 	return items
 }
 
+// takeMore appends every item waiting to items.
+func (q *intake) takeMore(items []item) []item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 {
+		return items
+	}
+	items = append(items, q.items...)
+	clear(q.items)
+	q.items = q.items[:0]
+	q.events = 0
+	if q.space != nil {
+		close(q.space)
+		q.space = nil
+	}
+	return items
+}
+
 // kick wakes the loop if work waits for it: a publisher that took the
 // loop's turn calls it after letting go of loop.mu, for items that others
 // put meanwhile without waking the loop.

@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,6 +104,15 @@ func (l *loop) runBatch(who turn) {
 		l.recycle(items)
 		return
 	}
+	if who == loopTurn && !l.b.combines && acknowledged(items) {
+		// Group commit: before a transaction that acknowledged publishers
+		// wait for, let the goroutines already runnable (often the
+		// publishers the last batch acknowledged, about to publish again)
+		// run and join it, so N publishers share one commit rather than
+		// splitting into cohorts that alternate.
+		runtime.Gosched()
+		items = l.b.in.takeMore(items)
+	}
 	now, perr := l.accept(items)
 	if next := l.fanout(items, perr, now, who); next < len(items) {
 		l.left = leftover{items: items, next: next, perr: perr}
@@ -110,6 +120,17 @@ func (l *loop) runBatch(who turn) {
 		return
 	}
 	l.recycle(items)
+}
+
+// acknowledged reports whether a publisher waits for an item of items to
+// be stored.
+func acknowledged(items []item) bool {
+	for i := range items {
+		if items[i].w != nil && items[i].persist {
+			return true
+		}
+	}
+	return false
 }
 
 // recycle keeps an emptied batch as the intake's next buffer.

@@ -24,7 +24,10 @@ const plainBatch = 256
 // SQLite store, one subscriber (Block policy) reading every event, so an
 // op is validation, Seq, the store's transaction and delivery:
 //
-//   - sync: Publish, one at a time, so every event is its own transaction;
+//   - sync/publishers=1: Publish, one at a time, so every event is its own
+//     transaction;
+//   - sync/publishers=8: Publish on 8 goroutines, which share transactions
+//     (group commit); fullsync: the same with WithFullSync;
 //   - async: PublishAsync, which lets the bus batch, with the Flush that
 //     waits for the last batch inside the timed region;
 //   - plain-insert: the same rows written by a prepared INSERT through the
@@ -52,20 +55,6 @@ func BenchmarkBusPublishSQLite(b *testing.B) {
 	}
 	ctx := context.Background()
 
-	b.Run("sync", func(b *testing.B) {
-		bus, stop := benchBus(b)
-		b.Cleanup(stop)
-		n := 0
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := bus.Publish(ctx, unstamped[n%len(unstamped)]); err != nil {
-				b.Fatal(err)
-			}
-			n++
-		}
-		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
-	})
-
 	// Acknowledged publishers on 8 goroutines share commits: while the
 	// loop is in one transaction, the publishes that arrive wait in the
 	// intake and go into the next batch together (group commit).
@@ -78,20 +67,29 @@ func BenchmarkBusPublishSQLite(b *testing.B) {
 				opts = append(opts, sqlitestore.WithFullSync())
 			}
 			b.Run(name, func(b *testing.B) {
-				bus, stop := benchBus(b, opts...)
+				bus, stop, commits := benchBusCounted(b, opts...)
 				b.Cleanup(stop)
 				var next atomic.Int64
 				b.ReportAllocs()
-				b.SetParallelism((publishers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						n := next.Add(1)
-						if err := bus.Publish(ctx, unstamped[n%int64(len(unstamped))]); err != nil {
-							b.Error(err)
-							return
+				defer func() { b.ReportMetric(float64(b.N)/float64(commits.Load()), "events/commit") }()
+				if publishers == 1 {
+					for i := 0; i < b.N; i++ {
+						if err := bus.Publish(ctx, unstamped[i%len(unstamped)]); err != nil {
+							b.Fatal(err)
 						}
 					}
-				})
+				} else {
+					b.SetParallelism(publishers / runtime.GOMAXPROCS(0))
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							n := next.Add(1)
+							if err := bus.Publish(ctx, unstamped[n%int64(len(unstamped))]); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 			})
 		}
@@ -149,9 +147,28 @@ func BenchmarkBusPublishSQLite(b *testing.B) {
 // every topic, under the Block policy, read by a goroutine. stop closes
 // the bus, waits for the reader and closes the store.
 func benchBus(b *testing.B, opts ...sqlitestore.Option) (*eventbus.Bus, func()) {
+	bus, stop, _ := benchBusCounted(b, opts...)
+	return bus, stop
+}
+
+// countingStore counts the store's transactions (Append calls).
+type countingStore struct {
+	*sqlitestore.Store
+	commits *atomic.Int64
+}
+
+func (s countingStore) Append(ctx context.Context, events []eventbus.Event) error {
+	s.commits.Add(1)
+	return s.Store.Append(ctx, events)
+}
+
+// benchBusCounted is benchBus that also returns the count of the store's
+// transactions.
+func benchBusCounted(b *testing.B, opts ...sqlitestore.Option) (*eventbus.Bus, func(), *atomic.Int64) {
 	st, err := sqlitestore.Open(filepath.Join(b.TempDir(), "events.db"), opts...)
 	require.NoError(b, err)
-	bus, err := eventbus.New(eventbus.WithStore(st), eventbus.WithLogger(slog.New(slog.DiscardHandler)))
+	commits := new(atomic.Int64)
+	bus, err := eventbus.New(eventbus.WithStore(countingStore{st, commits}), eventbus.WithLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(b, err)
 	sub, err := bus.Subscribe(context.Background(), "*", eventbus.WithOverflow(eventbus.Block))
 	require.NoError(b, err)
@@ -168,5 +185,5 @@ func benchBus(b *testing.B, opts ...sqlitestore.Option) (*eventbus.Bus, func()) 
 		stats := bus.Stats()
 		require.Equal(b, stats.Published, stats.Persisted)
 		require.Equal(b, stats.Published, stats.Delivered)
-	}
+	}, commits
 }

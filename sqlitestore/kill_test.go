@@ -34,17 +34,12 @@ func TestKilledWriterLosesNoAcknowledgedEvent(t *testing.T) {
 		t.Skip("inside the child")
 	}
 	path := filepath.Join(t.TempDir(), "killed.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), killChildEnv+"="+path)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
+	cmd, lines := startChild(t, "TestKillChild", killChildEnv, path)
 
 	// Read acknowledgements until 300 batches are in, then kill the child
 	// while it is appending the next one.
 	var acked uint64
-	lines := bufio.NewScanner(out)
+	var err error
 	for acked < 300*killBatch && lines.Scan() {
 		if seq, ok := strings.CutPrefix(lines.Text(), "acked "); ok {
 			acked, err = strconv.ParseUint(seq, 10, 64)
@@ -81,7 +76,26 @@ func TestKilledWriterLosesNoAcknowledgedEvent(t *testing.T) {
 		}
 	}
 	assert.Equal(t, last, seen)
+	requireIntegrity(t, path)
+}
 
+// startChild runs this test binary's test named test in a child process
+// with env set to path, and returns it with a scanner of its stdout.
+func startChild(t *testing.T, test, env, path string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"="+path)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	return cmd, bufio.NewScanner(out)
+}
+
+// requireIntegrity opens the file read-only and checks PRAGMA
+// integrity_check.
+func requireIntegrity(t *testing.T, path string) {
+	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	require.NoError(t, err)
 	defer db.Close()
