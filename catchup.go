@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 )
 
@@ -68,6 +69,10 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 		if len(pats) == 1 {
 			q.Pattern = pats[0].src
 		}
+		// Only events the loop has fanned out: the store has an event
+		// before the loop has done its accounts of it for s (what s is
+		// owed, a durable consumer's assignment), which must come first.
+		fanned := b.loop.fanned.Load()
 		events, err := b.store.Query(context.Background(), q)
 		if err != nil {
 			if !failing { // once per failure episode, not every retry
@@ -81,6 +86,9 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 			continue
 		}
 		failing = false
+		if n := len(events); n > 0 && events[n-1].Seq > fanned {
+			events = events[:sort.Search(n, func(i int) bool { return events[i].Seq > fanned })]
+		}
 		for i := range events {
 			e := &events[i]
 			if s.matches(e.Topic) && s.owes(e.Seq, mark) {
