@@ -48,7 +48,7 @@
 // topic's bytes through indexes of the globs' literal prefixes and
 // suffixes, so a topic meets only the globs that can match it; each glob
 // match costs at most len(pattern)×len(topic) steps. The result is cached
-// per topic (at most 4,096 topics); subscribing and unsubscribing update
+// per topic from its second publish on (at most 4,096 topics); subscribing and unsubscribing update
 // only the cached topics the pattern can affect. None of these costs grows
 // with the number of subscriptions.
 //

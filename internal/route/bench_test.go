@@ -141,7 +141,7 @@ func unrelated(n int) *Index[int] {
 }
 
 // BenchmarkRouteFirstSeen routes topics never seen before (each one is
-// cached, evicting at random once the cache is full) on an index with no
+// matched and, routed once, not cached: see admit) on an index with no
 // other subscriptions and on one with 100,000 unrelated subscriptions of
 // every shape. The two alternate in batches of 64 routes, so that both see
 // the same machine load: none-ns and 100k-ns are the costs per route, and

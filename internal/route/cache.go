@@ -1,6 +1,9 @@
 package route
 
-import "slices"
+import (
+	"hash/maphash"
+	"slices"
+)
 
 // entry is the cached route of one topic.
 type entry[S comparable] struct {
@@ -39,22 +42,61 @@ const maxLog = 64
 const replayMax = 8
 
 // Route returns the subscribers an event on topic reaches, each once, in
-// no particular order. The slice is shared and read-only; it stays valid,
-// and unchanged, until the next Add or Remove. A cached topic costs one map
-// lookup and allocates nothing; a new topic is matched only against the
-// patterns that can match it (see the package doc) and then cached.
+// no particular order. The slice is shared and read-only, and never
+// changes. A cached topic costs one map lookup and allocates nothing;
+// another is matched only against the patterns that can match it (see the
+// package doc), and cached if it was routed recently (see admit).
 func (x *Index[S]) Route(topic string) []S {
 	if x.cacheSize == 0 {
-		return x.Lookup(topic, nil)
+		return x.uncachedRoute(topic)
 	}
 	e := x.cache[topic]
 	if e == nil {
+		if !x.admit(topic) {
+			return x.uncachedRoute(topic)
+		}
 		return x.fill(topic)
 	}
 	if e.seq != x.seq() {
 		x.replay(e)
 	}
 	return e.subs[:len(e.subs):len(e.subs)]
+}
+
+// doorSize is how many recently routed uncached topics admit remembers, in
+// sets of doorWays.
+const (
+	doorSize = 4096
+	doorWays = 4
+)
+
+// admit reports whether to cache the route of topic, not in the cache: yes
+// if it was routed recently, else it is remembered. Caching costs several
+// times what matching does, so a topic routed once, as in a stream of
+// topics never seen before, is not cached (the doorkeeper of TinyLFU); a
+// topic routed again is. Topics are remembered by their hash, in a set of
+// doorWays slots chosen by it, where they replace one another in turn, so
+// topics routed in alternation are not kept from the cache by sharing a
+// slot.
+func (x *Index[S]) admit(topic string) bool {
+	h := maphash.String(x.seed, topic) | 1 // 0 marks an empty slot
+	set := x.door[h%(doorSize/doorWays)*doorWays:][:doorWays]
+	for i, v := range set {
+		if v == h {
+			set[i] = 0
+			return true
+		}
+	}
+	x.doorNext++
+	set[x.doorNext%doorWays] = h
+	return false
+}
+
+// uncachedRoute returns the route of topic without the cache, in a slice
+// of its own (nil if empty).
+func (x *Index[S]) uncachedRoute(topic string) []S {
+	r := x.Lookup(topic, nil)
+	return r[:len(r):len(r)]
 }
 
 // fill computes, caches and returns the route of a topic not in the cache.

@@ -29,7 +29,10 @@
 //
 // Route memoises the result per topic, up to a bound; when the cache is
 // full a quarter of it is evicted at random, so a flood of topics nobody
-// listens to costs bounded memory. Add and Remove keep the cache correct
+// listens to costs bounded memory. A topic is cached the second time it is
+// routed within the last few thousand uncached routes (a doorkeeper that
+// remembers their hashes), since caching costs several times what matching
+// does: a stream of topics each routed once is matched and not cached. Add and Remove keep the cache correct
 // without flushing it: an exact pattern updates at most one entry; a below
 // pattern and a glob update the cached topics that start with its literal
 // prefix (or end with its literal suffix), found through radix trees of

@@ -1,6 +1,9 @@
 package route
 
-import "strings"
+import (
+	"hash/maphash"
+	"strings"
+)
 
 // Index maps topics to the subscribers whose patterns match them. It is not
 // safe for concurrent use: one owner serialises every call, Route and
@@ -34,6 +37,10 @@ type Index[S comparable] struct {
 	log       []change[S]      // "*" and residual changes not yet replayed by every entry
 	logBase   uint64           // sequence number of log[0]
 
+	door     *[doorSize]uint64 // hashes of topics routed once, see admit
+	doorNext uint32            // the way admit replaces next
+	seed     maphash.Seed
+
 	scratch []S
 	counts  map[S]int32
 }
@@ -50,6 +57,8 @@ func New[S comparable](cacheSize int) *Index[S] {
 		eagerMax:  eagerMax,
 		rand:      0x9E3779B97F4A7C15,
 		cache:     make(map[string]*entry[S]),
+		door:      new([doorSize]uint64),
+		seed:      maphash.MakeSeed(),
 	}
 }
 
