@@ -18,7 +18,9 @@
 //     of reversed literal suffixes (the text after the last wildcard),
 //     whichever literal is longer; a glob with neither ("*a*", "*.r17.*")
 //     is residual: filed by the first 3 bytes of its longest literal run
-//     (".r1"), which a topic must hold for the glob to be tried, or, with
+//     (".r1"), which a topic must hold for the glob to be tried (a count of
+//     pieces per hash bucket lets a topic pass over most of its 3-byte
+//     pieces without a map lookup), or, with
 //     no run of 3 bytes ("*a*", "?*"), in a short list every topic is
 //     matched against.
 //

@@ -121,9 +121,17 @@ func (x *Index[S]) collect(topic string, has byteSet, dst []S) []S {
 		var seen [8]*[]*pat[S] // the lists met so far; more past eight
 		var more []*[]*pat[S]
 		nseen := 0
+		key := uint32(0)
+		if len(topic) >= 2 {
+			key = uint32(topic[0])<<8 | uint32(topic[1])
+		}
 	pieces:
-		for i := 0; i+3 <= len(topic); i++ {
-			list := x.infix[topic[i:i+3]]
+		for i := 2; i < len(topic); i++ {
+			key = (key<<8 | uint32(topic[i])) & 0xFFFFFF // topic[i-2:i+1]
+			if x.infixN[triBucket(key)] == 0 {
+				continue
+			}
+			list := x.infix[key]
 			if list == nil {
 				continue
 			}

@@ -29,7 +29,7 @@ type pat[S comparable] struct {
 	src    string
 
 	rsuf string // suf reversed
-	tri  string // residual glob: 3 bytes of its longest literal run, or ""
+	tri  uint32 // residual glob: 3 bytes of its longest literal run (see triOf), or 0
 	slot int    // glob: position in its radix list or the residual list
 	subs set[S]
 }
@@ -99,9 +99,9 @@ func classify[S comparable](src string) *pat[S] {
 }
 
 // infixOf returns the first 3 bytes of the longest run of literal bytes in
-// a glob (between its wildcards), or "" if no run is 3 bytes long: every
-// topic the glob matches holds them.
-func infixOf(src string) string {
+// a glob (between its wildcards) as a triOf key, or 0 if no run is 3 bytes
+// long: every topic the glob matches holds them.
+func infixOf(src string) uint32 {
 	best := ""
 	for _, run := range strings.FieldsFunc(src, func(r rune) bool { return r == '*' || r == '?' }) {
 		if len(run) > len(best) {
@@ -109,7 +109,19 @@ func infixOf(src string) string {
 		}
 	}
 	if len(best) < 3 {
-		return ""
+		return 0
 	}
-	return best[:3]
+	return triOf(best)
 }
+
+// triOf packs the first 3 bytes of s into a key, never 0: the bytes of a
+// valid pattern or topic are not 0.
+func triOf(s string) uint32 {
+	return uint32(s[0])<<16 | uint32(s[1])<<8 | uint32(s[2])
+}
+
+// infixBuckets is the size of Index.infixN, a power of two.
+const infixBuckets = 1 << 14
+
+// triBucket is a key's bucket in Index.infixN.
+func triBucket(key uint32) uint32 { return key * 0x9E3779B1 >> (32 - 14) }

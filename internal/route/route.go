@@ -18,7 +18,11 @@ type Index[S comparable] struct {
 	residual []*pat[S]          // globs with neither, and no literal run of 3 bytes
 	// infix files the other residual globs by a 3-byte piece of their
 	// longest literal run: a topic meets only those whose piece it holds.
-	infix map[string]*[]*pat[S]
+	infix map[uint32]*[]*pat[S]
+	// infixN counts the keys of infix per triBucket, so that a topic's
+	// pieces in no bucket are passed over without a map lookup (nil while
+	// infix has never had a key).
+	infixN *[infixBuckets]uint16
 	// dropped is the pattern dropped last, reused if it is added again
 	// (a subscriber toggling a pattern).
 	dropped *pat[S]
@@ -51,7 +55,7 @@ func New[S comparable](cacheSize int) *Index[S] {
 	return &Index[S]{
 		pats:      make(map[string]*pat[S]),
 		below:     make(map[string]*pat[S]),
-		infix:     make(map[string]*[]*pat[S]),
+		infix:     make(map[uint32]*[]*pat[S]),
 		subs:      make(map[S]int32),
 		cacheSize: max(cacheSize, 0),
 		eagerMax:  eagerMax,
@@ -123,11 +127,15 @@ func (x *Index[S]) insert(p *pat[S]) {
 	case kindGlob:
 		var list *[]*pat[S]
 		switch {
-		case p.residual() && p.tri != "":
+		case p.residual() && p.tri != 0:
 			list = x.infix[p.tri]
 			if list == nil {
 				list = new([]*pat[S])
 				x.infix[p.tri] = list
+				if x.infixN == nil {
+					x.infixN = new([infixBuckets]uint16)
+				}
+				x.infixN[triBucket(p.tri)]++
 			}
 		case p.residual():
 			list = &x.residual
@@ -155,7 +163,7 @@ func (x *Index[S]) drop(p *pat[S]) {
 		var key string
 		var list *[]*pat[S]
 		switch {
-		case p.residual() && p.tri != "":
+		case p.residual() && p.tri != 0:
 			list = x.infix[p.tri]
 		case p.residual():
 			list = &x.residual
@@ -175,8 +183,9 @@ func (x *Index[S]) drop(p *pat[S]) {
 			switch {
 			case tree != nil:
 				tree.del(key)
-			case p.tri != "":
+			case p.tri != 0:
 				delete(x.infix, p.tri)
+				x.infixN[triBucket(p.tri)]--
 			}
 		}
 	}

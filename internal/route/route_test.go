@@ -121,9 +121,64 @@ func TestIndexCacheBounded(t *testing.T) {
 	x := New[int](64)
 	x.Add("t.*", 1)
 	for i := range 10_000 {
-		require.Equal(t, []int{1}, x.Route(fmt.Sprintf("t.%d", i)))
+		for range 2 { // the second route caches it
+			require.Equal(t, []int{1}, x.Route(fmt.Sprintf("t.%d", i)))
+		}
 		require.LessOrEqual(t, x.CacheLen(), 64)
 	}
+	require.Positive(t, x.CacheLen())
+}
+
+func TestIndexAdmitsOnSecondRoute(t *testing.T) {
+	x := New[int](1024)
+	x.Add("t.*", 1)
+	require.Equal(t, []int{1}, x.Route("t.a"))
+	require.Zero(t, x.CacheLen(), "a topic routed once is not cached")
+	require.Equal(t, []int{1}, x.Route("t.a"))
+	require.Equal(t, 1, x.CacheLen(), "routed again, it is")
+	// Topics that alternate are cached too, whatever slots their hashes
+	// take.
+	for i := range 200 {
+		for _, topic := range []string{fmt.Sprintf("t.x%d", i), fmt.Sprintf("t.y%d", i)} {
+			x.Route(topic)
+		}
+		for _, topic := range []string{fmt.Sprintf("t.x%d", i), fmt.Sprintf("t.y%d", i)} {
+			x.Route(topic)
+		}
+	}
+	require.Equal(t, 401, x.CacheLen(), "every topic routed twice was cached")
+}
+
+func TestIndexInfixBucketShared(t *testing.T) {
+	// Two residual globs whose 3-byte pieces fall in one bucket of
+	// infixN: removing one leaves the other routed.
+	pieces := map[uint32]string{}
+	var a, b string
+	for c0 := byte('a'); c0 <= 'z' && b == ""; c0++ {
+		for c1 := byte('a'); c1 <= 'z' && b == ""; c1++ {
+			for c2 := byte('a'); c2 <= 'z'; c2++ {
+				p := string([]byte{c0, c1, c2})
+				k := triBucket(triOf(p))
+				if q, ok := pieces[k]; ok {
+					a, b = q, p
+					break
+				}
+				pieces[k] = p
+			}
+		}
+	}
+	require.NotEmpty(t, b, "no two pieces share a bucket")
+	x := New[int](0)
+	x.Add("*"+a+"*", 1)
+	x.Add("*"+b+"*", 2)
+	require.Equal(t, []int{1}, x.Route("x."+a+".y"))
+	require.Equal(t, []int{2}, x.Route("x."+b+".y"))
+	x.Remove("*"+a+"*", 1)
+	require.Empty(t, x.Route("x."+a+".y"))
+	require.Equal(t, []int{2}, x.Route("x."+b+".y"))
+	x.Remove("*"+b+"*", 2)
+	require.Empty(t, x.Route("x."+b+".y"))
+	require.Zero(t, x.infixN[triBucket(triOf(b))])
 }
 
 func TestRouteCachedAllocs(t *testing.T) {
