@@ -36,6 +36,9 @@ type loop struct {
 	tail      tail
 	toStore   []Event
 	timer     *time.Timer // Block and pacing waits
+	// shared has a bit for each of the last batches with acknowledged
+	// publishers that more than one of them shared, newest lowest (gather).
+	shared uint8
 }
 
 // turn says who is doing the loop's work.
@@ -104,14 +107,8 @@ func (l *loop) runBatch(who turn) {
 		l.recycle(items)
 		return
 	}
-	if who == loopTurn && !l.b.combines && acknowledged(items) {
-		// Group commit: before a transaction that acknowledged publishers
-		// wait for, let the goroutines already runnable (often the
-		// publishers the last batch acknowledged, about to publish again)
-		// run and join it, so N publishers share one commit rather than
-		// splitting into cohorts that alternate.
-		runtime.Gosched()
-		items = l.b.in.takeMore(items)
+	if who == loopTurn && !l.b.combines {
+		items = l.gather(items)
 	}
 	now, perr := l.accept(items)
 	if next := l.fanout(items, perr, now, who); next < len(items) {
@@ -122,15 +119,40 @@ func (l *loop) runBatch(who turn) {
 	l.recycle(items)
 }
 
-// acknowledged reports whether a publisher waits for an item of items to
-// be stored.
-func acknowledged(items []item) bool {
+// gather is group commit: before a transaction that several acknowledged
+// publishers have lately shared, it lets the goroutines already runnable
+// (often the publishers the last batch acknowledged, about to publish
+// again) run and join it, so N publishers share one commit rather than
+// split into cohorts that alternate. A lone acknowledged publisher does
+// not pay for the yield (it would wait behind every runnable goroutine,
+// subscribers' readers included). It returns the batch with what joined.
+func (l *loop) gather(items []item) []item {
+	n := acknowledged(items)
+	if n == 0 {
+		return items
+	}
+	if l.shared&3 != 0 {
+		runtime.Gosched()
+		items = l.b.in.takeMore(items)
+		n = acknowledged(items)
+	}
+	l.shared <<= 1
+	if n > 1 {
+		l.shared |= 1
+	}
+	return items
+}
+
+// acknowledged counts the items of items whose publisher waits for them
+// to be stored.
+func acknowledged(items []item) int {
+	n := 0
 	for i := range items {
 		if items[i].w != nil && items[i].persist {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 // recycle keeps an emptied batch as the intake's next buffer.
