@@ -182,7 +182,7 @@ func (b *Bus) Subscriptions() []SubscriberInfo {
 }
 
 func (s *Subscription) info() SubscriberInfo {
-	return SubscriberInfo{ID: s.id, Name: s.name, Site: s.site, Patterns: s.Patterns(), Stats: s.Stats()}
+	return SubscriberInfo{ID: s.id, Name: s.name, Site: s.site, Created: s.created, Patterns: s.Patterns(), Stats: s.Stats()}
 }
 
 // StallError reports a handler that has been running one event for longer

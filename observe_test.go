@@ -3,6 +3,7 @@ package eventbus_test
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -163,6 +164,26 @@ func TestAddHooks(t *testing.T) {
 	remove()
 	require.NoError(t, bus.Publish(t.Context(), ev("a")))
 	assert.Equal(t, "handler", <-calls)
+}
+
+func TestHistogramBound(t *testing.T) {
+	tests := []struct {
+		name   string
+		bucket int
+		want   time.Duration
+	}{
+		{"zero", 0, 0},
+		{"one ns", 1, 1},
+		{"up to 3 ns", 2, 3},
+		{"about a microsecond", 10, 1023},
+		{"last bounded", eventbus.HistogramBuckets - 2, 1<<38 - 1},
+		{"last", eventbus.HistogramBuckets - 1, time.Duration(math.MaxInt64)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, eventbus.HistogramBound(tt.bucket))
+		})
+	}
 }
 
 func TestStall(t *testing.T) {
