@@ -19,8 +19,9 @@ const HistogramBuckets = histBuckets
 // Buckets[0] counts durations of 0, Buckets[i] those from 2^(i-1) ns up to
 // HistogramBound(i) = 2^i-1 ns, and the last bucket everything from
 // 2^38 ns (about 4.6 minutes) up. The fields are read one at a time while
-// the bus goes on counting, so a snapshot may count an event in Sum and
-// not yet in Buckets; each only grows.
+// the bus goes on counting, and the bus adds to Sum once per run of
+// deliveries, so a snapshot may count an event in Buckets and not yet in
+// Sum; each only grows.
 type Histogram struct {
 	Buckets [HistogramBuckets]uint64
 	Sum     time.Duration // of the durations counted
@@ -46,7 +47,8 @@ func HistogramBound(i int) time.Duration {
 }
 
 // histogram counts durations in power-of-two nanosecond buckets, so
-// observing allocates nothing and takes three atomic operations.
+// observing allocates nothing and takes two atomic operations, and a third
+// for the sum, which the loop adds once per run of deliveries.
 type histogram struct {
 	buckets [histBuckets]atomic.Uint64
 	sum     atomic.Int64
@@ -54,18 +56,26 @@ type histogram struct {
 }
 
 func (h *histogram) observe(ns int64) {
+	h.addSum(h.count(ns))
+}
+
+// count counts ns in the buckets and the maximum, not in the sum, and
+// returns what to add to the sum.
+func (h *histogram) count(ns int64) int64 {
 	if ns < 0 {
 		ns = 0
 	}
 	h.buckets[min(bits.Len64(uint64(ns)), histBuckets-1)].Add(1)
-	h.sum.Add(ns)
 	for {
 		m := h.max.Load()
 		if ns <= m || h.max.CompareAndSwap(m, ns) {
-			return
+			return ns
 		}
 	}
 }
+
+// addSum adds durations counted with count to the sum.
+func (h *histogram) addSum(ns int64) { h.sum.Add(ns) }
 
 // snapshot copies the counts.
 func (h *histogram) snapshot() Histogram {
