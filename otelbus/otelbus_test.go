@@ -188,7 +188,7 @@ func TestLatencyBuckets(t *testing.T) {
 	dp := h.DataPoints[0]
 	assert.Equal(t, uint64(100), dp.Count)
 
-	var want []uint64 = make([]uint64, len(dp.Bounds)+1)
+	want := make([]uint64, len(dp.Bounds)+1)
 	var sum float64
 	for _, s := range subs {
 		st := s.Stats().Latency
