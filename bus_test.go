@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -1195,8 +1196,10 @@ func TestPublisher(t *testing.T) {
 func TestSubscribersAndStats(t *testing.T) {
 	b := newBus(t)
 	ctx := t.Context()
+	made := time.Now()
 	a, err := b.Subscribe(ctx, "worker.*", eventbus.WithName("a"))
 	require.NoError(t, err)
+	madeBy := time.Now()
 	require.NoError(t, a.Add("*"))
 	_, err = b.Subscribe(ctx, "worker.*", eventbus.WithName("b"))
 	require.NoError(t, err)
@@ -1207,6 +1210,9 @@ func TestSubscribersAndStats(t *testing.T) {
 	names := map[string][]string{}
 	for _, in := range infos {
 		names[in.Name] = in.Patterns
+		if in.Name == "a" {
+			assert.False(t, in.Created.Before(made) || in.Created.After(madeBy), "Created %v", in.Created)
+		}
 	}
 	assert.Equal(t, map[string][]string{"a": {"worker.*", "*"}, "b": {"worker.*"}}, names)
 	assert.Nil(t, b.Subscribers("a..b"))
@@ -1223,6 +1229,16 @@ func TestSubscribersAndStats(t *testing.T) {
 	assert.Equal(t, uint64(1), sst.Delivered)
 	assert.Positive(t, sst.LatencyMax)
 	assert.LessOrEqual(t, sst.LatencyP50, sst.LatencyMax)
+	// The histogram behind them: one event, whose latency is its sum and
+	// its maximum, in the bucket whose bounds hold it.
+	h := sst.Latency
+	assert.Equal(t, uint64(1), h.Count())
+	assert.Equal(t, sst.LatencyMax, h.Max)
+	assert.Equal(t, h.Max, h.Sum)
+	i := slices.IndexFunc(h.Buckets[:], func(c uint64) bool { return c > 0 })
+	require.Positive(t, i)
+	assert.LessOrEqual(t, h.Max, eventbus.HistogramBound(i))
+	assert.Greater(t, h.Max, eventbus.HistogramBound(i-1))
 }
 
 func TestEpoch(t *testing.T) {

@@ -39,12 +39,16 @@ func (l *loop) mayWait(s *Subscription) bool {
 func (l *loop) deliverRun(s *Subscription, run []item, idx []int32, now *int64, clockAge *int, n *counts) {
 	d, mb := &s.dl, &s.mb
 	locked, startPump := false, false
+	var latencySum int64 // the run's, added to s.latency once
 	defer func() {
 		if locked {
 			mb.mu.Unlock()
 		}
 		if startPump {
 			s.startPump()
+		}
+		if latencySum > 0 {
+			s.latency.addSum(latencySum)
 		}
 	}()
 	for _, i := range idx {
@@ -95,7 +99,7 @@ func (l *loop) deliverRun(s *Subscription, run []item, idx []int32, now *int64, 
 		s.delivered.Add(1)
 		n.delivered++
 		if mb.out != nil {
-			s.latency.observe(*now - it.at)
+			latencySum += s.latency.count(*now - it.at)
 		}
 	}
 }

@@ -132,10 +132,13 @@
 // [ErrDeadlock] from Publish instead of waiting for itself. [WithMiddleware] wraps handler calls
 // (the bus's outermost, then the subscription's) and [WithPublishHook]
 // runs on the publisher's goroutine before validation, with a Metadata
-// map of its own; [Bus.AddHooks] adds both to a running bus, which is how
-// the otelbus package adds OpenTelemetry metrics and traces. The monitor
-// package serves a live page of every subscription. Without hooks or
-// middleware, publishing and delivery pay one atomic load for them.
+// map of its own; [Bus.AddHooks] adds both to a running bus, and a
+// [Hooks.PublishStart] hook that is also told when the publish returns,
+// which is how the otelbus package adds OpenTelemetry traces. Each
+// subscription keeps a latency [Histogram] ([SubscriptionStats].Latency),
+// which otelbus exports as it is. The monitor package serves a live page
+// of every subscription. Without hooks or middleware, publishing and
+// delivery pay one atomic load for them.
 //
 // # Access control
 //
@@ -220,6 +223,7 @@
 //	site        where a subscription was made, "file.go:123"
 //	stall       a handler running one event longer than the stall timeout; the watchdog reports it
 //	hooks       publish hooks and handler middleware (WithPublishHook, WithMiddleware, Bus.AddHooks)
+//	latency     from the bus goroutine taking an event to its entering a mailbox (Subscribe) or its handler starting (Handle)
 //	queue group competing consumers: one member of each gets an event (WithQueueGroup)
 //	durable     a consumer whose cursor the store keeps (Durable); its subscriptions share it
 //	cursor      the highest Seq up to which a durable consumer has acknowledged all it matches

@@ -20,20 +20,32 @@ type HandlerFunc func(context.Context, Event) error
 
 // Hooks are extension points added to a running bus with Bus.AddHooks: a
 // publish hook and a handler middleware, as WithPublishHook and
-// WithMiddleware give them at New. Either may be nil.
+// WithMiddleware give them at New, and a publish hook that also sees the
+// publish end. Any may be nil.
 type Hooks struct {
 	// Publish runs on the publisher's goroutine at the start of every
 	// publish, before validation (see WithPublishHook).
 	Publish func(ctx context.Context, e *Event)
+	// PublishStart runs where Publish does, after it, and may return a
+	// function that the bus calls once, on the publisher's goroutine, when
+	// the publish returns, with the error it returns: Publish's when the
+	// event has been handed to its subscriptions (or refused),
+	// PublishAsync's when it is accepted (or refused). It is how a tracer
+	// makes a span cover the whole publish.
+	PublishStart func(ctx context.Context, e *Event) (end func(err error))
 	// Middleware wraps every handler call of every Handle subscription
 	// (see WithMiddleware), inside the middleware given to New.
 	Middleware func(HandlerFunc) HandlerFunc
 }
 
+// pubHook is a publish hook as the bus runs it: Hooks.Publish and
+// WithPublishHook's hooks return no end.
+type pubHook func(ctx context.Context, e *Event) (end func(error))
+
 // hookSet is the bus's current hooks; it is replaced, never changed in
 // place, so publishers and handler runners read it with one atomic load.
 type hookSet struct {
-	pub []func(context.Context, *Event)
+	pub []pubHook
 	mw  []func(HandlerFunc) HandlerFunc
 	ids []uint64 // of the AddHooks entries, parallel to their pub/mw entries
 	add []Hooks
@@ -50,15 +62,28 @@ type hooksState struct {
 	}
 }
 
+// noEnd makes a publish hook that has no end a pubHook.
+func noEnd(h func(context.Context, *Event)) pubHook {
+	return func(ctx context.Context, e *Event) func(error) {
+		h(ctx, e)
+		return nil
+	}
+}
+
 // build makes the hookSet of the options given to New and the hooks added
 // since, in that order; nil when there are none.
 func (h *hooksState) build(ids []uint64, add []Hooks) *hookSet {
 	hs := &hookSet{ids: ids, add: add}
-	hs.pub = append(hs.pub, h.opt.pub...)
+	for _, p := range h.opt.pub {
+		hs.pub = append(hs.pub, noEnd(p))
+	}
 	hs.mw = append(hs.mw, h.opt.mw...)
 	for _, a := range add {
 		if a.Publish != nil {
-			hs.pub = append(hs.pub, a.Publish)
+			hs.pub = append(hs.pub, noEnd(a.Publish))
+		}
+		if a.PublishStart != nil {
+			hs.pub = append(hs.pub, a.PublishStart)
 		}
 		if a.Middleware != nil {
 			hs.mw = append(hs.mw, a.Middleware)
@@ -107,10 +132,25 @@ func (b *Bus) AddHooks(h Hooks) (remove func()) {
 	}
 }
 
+// publishHooked is publish with the publish hooks of hs: it runs them,
+// publishes the result, and calls the ends they returned, last first,
+// with publish's error.
+func (b *Bus) publishHooked(ctx context.Context, hs *hookSet, e *Event, opts []PublishOption, flags pubFlags) (uint64, error) {
+	var buf [4]func(error)
+	ends := runHooks(ctx, hs, e, buf[:0])
+	// The hooks may have changed e: it is checked again.
+	seq, err := b.publish(ctx, e, opts, flags&^pubChecked|pubHooked)
+	for i := len(ends) - 1; i >= 0; i-- {
+		ends[i](err)
+	}
+	return seq, err
+}
+
 // runHooks gives each publish hook a copy of *e with a Metadata map of its
-// own, then puts the result back. The copy is on the heap only here, so
-// that a publish without hooks keeps e on its caller's stack.
-func runHooks(ctx context.Context, hs *hookSet, e *Event) {
+// own, then puts the result back, and appends the ends they return to
+// ends. The copy is on the heap only here, so that a publish without hooks
+// keeps e on its caller's stack.
+func runHooks(ctx context.Context, hs *hookSet, e *Event, ends []func(error)) []func(error) {
 	c := new(Event)
 	*c = *e
 	if c.Metadata != nil {
@@ -121,9 +161,12 @@ func runHooks(ctx context.Context, hs *hookSet, e *Event) {
 		c.Metadata = m
 	}
 	for _, h := range hs.pub {
-		h(ctx, c)
+		if end := h(ctx, c); end != nil {
+			ends = append(ends, end)
+		}
 	}
 	*e = *c
+	return ends
 }
 
 // chain wraps h in the bus's middleware (outermost, in order) and then the
@@ -182,7 +225,7 @@ func (b *Bus) Subscriptions() []SubscriberInfo {
 }
 
 func (s *Subscription) info() SubscriberInfo {
-	return SubscriberInfo{ID: s.id, Name: s.name, Site: s.site, Patterns: s.Patterns(), Stats: s.Stats()}
+	return SubscriberInfo{ID: s.id, Name: s.name, Site: s.site, Created: s.created, Patterns: s.Patterns(), Stats: s.Stats()}
 }
 
 // StallError reports a handler that has been running one event for longer

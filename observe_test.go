@@ -3,6 +3,8 @@ package eventbus_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -163,6 +165,80 @@ func TestAddHooks(t *testing.T) {
 	remove()
 	require.NoError(t, bus.Publish(t.Context(), ev("a")))
 	assert.Equal(t, "handler", <-calls)
+}
+
+// TestPublishStart: a PublishStart hook's end runs once, when the
+// publish returns, with its error; ends run last first.
+func TestPublishStart(t *testing.T) {
+	bus := newBus(t)
+	sub, err := bus.Subscribe(t.Context(), "a.*", eventbus.WithBuffer(8))
+	require.NoError(t, err)
+	var log []string
+	var errs []error
+	start := func(name string) func(context.Context, *eventbus.Event) func(error) {
+		return func(_ context.Context, e *eventbus.Event) func(error) {
+			log = append(log, name+" start")
+			if e.Topic == "a.no-end" {
+				return nil
+			}
+			return func(err error) {
+				// A Publish has handed the event over by now.
+				log = append(log, fmt.Sprintf("%s end, %d delivered", name, sub.Stats().Delivered))
+				errs = append(errs, err)
+			}
+		}
+	}
+	defer bus.AddHooks(eventbus.Hooks{PublishStart: start("outer")})()
+	defer bus.AddHooks(eventbus.Hooks{PublishStart: start("inner")})()
+
+	tests := []struct {
+		name    string
+		publish func(context.Context, eventbus.Event, ...eventbus.PublishOption) error
+		topic   string
+		want    []string
+		wantErr error
+	}{
+		{"publish", bus.Publish, "a.b", []string{"outer start", "inner start", "inner end, 1 delivered", "outer end, 1 delivered"}, nil},
+		{"refused", bus.Publish, "a..b", []string{"outer start", "inner start", "inner end, 1 delivered", "outer end, 1 delivered"}, eventbus.ErrInvalidTopic},
+		{"no end", bus.Publish, "a.no-end", []string{"outer start", "inner start"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log, errs = nil, nil
+			err := tt.publish(t.Context(), ev(tt.topic))
+			require.ErrorIs(t, err, tt.wantErr)
+			assert.Equal(t, tt.want, log)
+			for _, e := range errs {
+				assert.Equal(t, err, e, "the end gets the publish's error")
+			}
+		})
+	}
+	t.Run("async", func(t *testing.T) {
+		log, errs = nil, nil
+		require.NoError(t, bus.PublishAsync(t.Context(), ev("a.c")))
+		require.Len(t, log, 4, "the ends ran before PublishAsync returned")
+		assert.Equal(t, []error{nil, nil}, errs)
+	})
+}
+
+func TestHistogramBound(t *testing.T) {
+	tests := []struct {
+		name   string
+		bucket int
+		want   time.Duration
+	}{
+		{"zero", 0, 0},
+		{"one ns", 1, 1},
+		{"up to 3 ns", 2, 3},
+		{"about a microsecond", 10, 1023},
+		{"last bounded", eventbus.HistogramBuckets - 2, 1<<38 - 1},
+		{"last", eventbus.HistogramBuckets - 1, time.Duration(math.MaxInt64)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, eventbus.HistogramBound(tt.bucket))
+		})
+	}
 }
 
 func TestStall(t *testing.T) {

@@ -44,6 +44,7 @@ type pubFlags uint8
 const (
 	pubAck     pubFlags = 1 << iota // wait for the loop's result (Publish)
 	pubChecked                      // e comes from NewEvent, which validated it
+	pubHooked                       // the publish hooks have run (publishHooked)
 )
 
 // publish checks and enqueues e; with pubAck it waits for the loop and
@@ -55,9 +56,8 @@ func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, flags
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if hs := b.hooks.cur.Load(); hs != nil && len(hs.pub) > 0 {
-		runHooks(ctx, hs, e)
-		flags &^= pubChecked // the hooks may have changed it
+	if hs := b.hooks.cur.Load(); hs != nil && len(hs.pub) > 0 && flags&pubHooked == 0 {
+		return b.publishHooked(ctx, hs, e, opts, flags) // observe.go
 	}
 	if err := b.prepare(e, flags&pubChecked != 0); err != nil {
 		return 0, err

@@ -96,6 +96,7 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 		blockWait: cfg.blockTimeout,
 		done:      make(chan struct{}),
 		site:      site,
+		created:   time.Now(),
 	}
 	if err := s.work.init(&cfg, h != nil); err != nil {
 		return nil, err
@@ -257,7 +258,8 @@ func (r *registry) takeAll() []*Subscription {
 type SubscriberInfo struct {
 	ID       string
 	Name     string
-	Site     string // where it was made, "file.go:123" (as in Stats)
+	Site     string    // where it was made, "file.go:123" (as in Stats)
+	Created  time.Time // when it was made; its Stats count from then
 	Patterns []string
 	Stats    SubscriptionStats
 }

@@ -96,9 +96,10 @@ type Subscription struct {
 	latency    histogram  // taken by the loop to mailbox (Subscribe) or to handler start (Handle)
 	runtimeHst *histogram // handler run time (Handle only; nil for Subscribe)
 
-	site string                          // where it was made, "file.go:123"
-	mw   []func(HandlerFunc) HandlerFunc // its own middleware (Handle)
-	run  *running                        // the handler's current call (Handle only)
+	site    string                          // where it was made, "file.go:123"
+	created time.Time                       // when
+	mw      []func(HandlerFunc) HandlerFunc // its own middleware (Handle)
+	run     *running                        // the handler's current call (Handle only)
 
 	countsBlock bool // counted in b.blockSubs until it ends; set before it is shared
 }
@@ -206,6 +207,8 @@ type SubscriptionStats struct {
 	// handler starting (Handle), as the upper bounds of power-of-two
 	// buckets.
 	LatencyP50, LatencyP99, LatencyMax time.Duration
+	// Latency is the histogram these summarise, with its sum.
+	Latency Histogram
 	// Handler run time (Handle only), likewise.
 	HandlerP50, HandlerP99, HandlerMax time.Duration
 }
@@ -225,9 +228,11 @@ func (s *Subscription) Stats() SubscriptionStats {
 	if s.dur != nil {
 		st.Cursor = s.dur.cursorNow()
 	}
-	st.LatencyP50, st.LatencyP99, st.LatencyMax = s.latency.summary()
+	st.Latency = s.latency.snapshot()
+	st.LatencyP50, st.LatencyP99, st.LatencyMax = st.Latency.summary()
 	if s.runtimeHst != nil {
-		st.HandlerP50, st.HandlerP99, st.HandlerMax = s.runtimeHst.summary()
+		h := s.runtimeHst.snapshot()
+		st.HandlerP50, st.HandlerP99, st.HandlerMax = h.summary()
 	}
 	return st
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/choiros/eventbus"
+	"github.com/choiros/eventbus/eventbustest"
 	"github.com/choiros/eventbus/natsbridge"
 )
 
@@ -143,19 +144,15 @@ func TestEventFieldsKept(t *testing.T) {
 	// b's own events take the first Seqs there.
 	b.publish(t, "local.x", 3)
 
-	sub, err := b.bus.Subscribe(t.Context(), "chat.*")
-	require.NoError(t, err)
+	rec := eventbustest.Record(t, b.bus, "chat.*")
+	rec.SetTimeout(waitLimit)
 	e, err := eventbus.NewEvent(eventbus.ChatMessage, "chat.room1", map[string]string{"text": "hi"}, "user-1")
 	require.NoError(t, err)
 	e = e.WithCorrelationID("conv-9")
 	require.NoError(t, a.bus.Publish(t.Context(), e))
 
-	var got eventbus.Event
-	select {
-	case got = <-sub.C():
-	case <-time.After(waitLimit):
-		require.FailNow(t, "event did not cross")
-	}
+	eventbustest.ExpectExactly(t, rec, eventbustest.Topic("chat.room1"))
+	got := rec.Events()[0]
 	assert.Equal(t, uint64(4), got.Seq, "the receiving bus assigns its own Seq")
 	got.Seq = 0
 	want := e

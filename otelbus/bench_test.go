@@ -20,18 +20,21 @@ import (
 // instrumentation, with otelbus metrics only (no-op tracer), and with
 // metrics and traces (SDK tracer, always sampled, nothing exported).
 func BenchmarkPublish(b *testing.B) {
+	metrics := func(opts ...otelbus.Option) []otelbus.Option {
+		prod := otelbus.NewProducer()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader(sdkmetric.WithProducer(prod))))
+		return append(opts, otelbus.WithMeterProvider(mp), otelbus.WithProducer(prod))
+	}
 	modes := []struct {
 		name string
 		opts func() []otelbus.Option
 	}{
 		{"otel=off", nil},
 		{"otel=metrics", func() []otelbus.Option {
-			return []otelbus.Option{otelbus.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))),
-				otelbus.WithTracerProvider(noop.NewTracerProvider())}
+			return metrics(otelbus.WithTracerProvider(noop.NewTracerProvider()))
 		}},
 		{"otel=metrics+traces", func() []otelbus.Option {
-			return []otelbus.Option{otelbus.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))),
-				otelbus.WithTracerProvider(sdktrace.NewTracerProvider()), otelbus.WithPropagator(propagation.TraceContext{})}
+			return metrics(otelbus.WithTracerProvider(sdktrace.NewTracerProvider()), otelbus.WithPropagator(propagation.TraceContext{}))
 		}},
 	}
 	for _, shape := range []string{"subs=1", "subs=100", "handler"} {

@@ -14,8 +14,8 @@ import (
 	"github.com/choiros/eventbus/otelbus"
 )
 
-// Instrument a bus, publish, and read the counter and the trace context
-// the event carries.
+// Instrument a bus, publish, and read the trace context the event
+// carries, the counter and the latency histogram.
 func ExampleInstrument() {
 	ctx := context.Background()
 	bus, err := eventbus.New()
@@ -24,11 +24,13 @@ func ExampleInstrument() {
 	}
 	defer bus.Close()
 
-	reader := sdkmetric.NewManualReader()
+	// The reader collects the latency histogram from the Producer.
+	prod := otelbus.NewProducer()
+	reader := sdkmetric.NewManualReader(sdkmetric.WithProducer(prod))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	tp := sdktrace.NewTracerProvider()
 	inst, err := otelbus.Instrument(bus, otelbus.WithMeterProvider(mp), otelbus.WithTracerProvider(tp),
-		otelbus.WithPropagator(propagation.TraceContext{}))
+		otelbus.WithPropagator(propagation.TraceContext{}), otelbus.WithProducer(prod))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -48,12 +50,20 @@ func ExampleInstrument() {
 	if err := reader.Collect(ctx, &rm); err != nil {
 		log.Fatal(err)
 	}
-	for _, m := range rm.ScopeMetrics[0].Metrics {
-		if m.Name == "eventbus.published" {
-			fmt.Println(m.Name, m.Data.(metricdata.Sum[int64]).DataPoints[0].Value)
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				if m.Name == "eventbus.published" {
+					fmt.Println(m.Name, d.DataPoints[0].Value)
+				}
+			case metricdata.Histogram[float64]:
+				fmt.Println(m.Name, "count", d.DataPoints[0].Count)
+			}
 		}
 	}
 	// Output:
 	// traceparent: true
 	// eventbus.published 1
+	// eventbus.delivery.latency count 1
 }

@@ -3,6 +3,7 @@ package otelbus
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,7 @@ type config struct {
 	mp   metric.MeterProvider
 	tp   trace.TracerProvider
 	prop propagation.TextMapPropagator
+	prod *Producer
 }
 
 // WithMeterProvider sets where the metrics go. Default: otel.GetMeterProvider().
@@ -61,17 +63,27 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) { c.prop = p })
 }
 
+// WithProducer sets the Producer that exports the bus's delivery latency
+// histogram (eventbus.delivery.latency). Default: DefaultProducer().
+func WithProducer(p *Producer) Option {
+	return optionFunc(func(c *config) { c.prod = p })
+}
+
 // Instrumentation is a bus's instrumentation; Close removes it.
 type Instrumentation struct {
+	bus    *eventbus.Bus
+	attrs  *attrCache
 	reg    metric.Registration
+	prod   *Producer
 	remove func()
 	once   sync.Once
 }
 
-// Instrument registers the metrics and adds the publish hook and the
-// handler middleware (eventbus.Bus.AddHooks) to bus. Handlers pick up the
-// middleware before their next event. Errors wrap ErrInvalidOption, or
-// come from the meter.
+// Instrument registers the counters and the gauge with the meter, adds
+// the bus to the Producer of the latency histogram, and, unless tracing
+// is off, adds a publish hook and a handler middleware to bus
+// (eventbus.Bus.AddHooks); handlers pick up the middleware before their
+// next event. Errors wrap ErrInvalidOption, or come from the meter.
 func Instrument(bus *eventbus.Bus, opts ...Option) (*Instrumentation, error) {
 	if bus == nil {
 		return nil, errors.Join(ErrInvalidOption, errors.New("otelbus: nil bus"))
@@ -90,6 +102,9 @@ func Instrument(bus *eventbus.Bus, opts ...Option) (*Instrumentation, error) {
 	}
 	if cfg.prop == nil {
 		cfg.prop = otel.GetTextMapPropagator()
+	}
+	if cfg.prod == nil {
+		cfg.prod = DefaultProducer()
 	}
 	meter := cfg.mp.Meter(ScopeName)
 	published, err := meter.Int64ObservableCounter("eventbus.published", metric.WithUnit("{event}"),
@@ -112,88 +127,102 @@ func Instrument(bus *eventbus.Bus, opts ...Option) (*Instrumentation, error) {
 	if err != nil {
 		return nil, err
 	}
-	latency, err := meter.Float64Histogram("eventbus.delivery.latency", metric.WithUnit("s"),
-		metric.WithDescription("Time from an event's Timestamp to its handler starting."),
-		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
-	if err != nil {
-		return nil, err
-	}
-	attrs := &attrCache{m: make(map[string]attribute.Set)}
+	inst := &Instrumentation{bus: bus, attrs: &attrCache{m: make(map[string]attrEntry)}, prod: cfg.prod, remove: func() {}}
 	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(published, int64(bus.Stats().Published))
-		infos := bus.Subscriptions()
-		seen := make(map[string]struct{}, len(infos))
-		for _, in := range infos {
-			seen[in.ID] = struct{}{}
-			set := metric.WithAttributeSet(attrs.get(in.ID, in.Name, in.Patterns))
+		for _, in := range inst.subscriptions() {
+			set := metric.WithAttributeSet(inst.attrs.get(in.ID, in.Name, in.Patterns))
 			o.ObserveInt64(delivered, int64(in.Stats.Delivered), set)
 			o.ObserveInt64(dropped, int64(in.Stats.Dropped), set)
 			o.ObserveInt64(pending, int64(in.Stats.Pending), set)
 		}
-		attrs.keep(seen)
 		return nil
 	}, published, delivered, dropped, pending)
 	if err != nil {
 		return nil, err
 	}
-	var tracer trace.Tracer
+	inst.reg = reg
 	if _, off := cfg.tp.(noop.TracerProvider); !off {
-		tracer = cfg.tp.Tracer(ScopeName)
+		tracer := cfg.tp.Tracer(ScopeName)
+		inst.remove = bus.AddHooks(eventbus.Hooks{
+			PublishStart: publishStart(tracer, cfg.prop),
+			Middleware:   middleware(tracer, cfg.prop, inst.attrs),
+		})
 	}
-	h := eventbus.Hooks{Middleware: middleware(tracer, cfg.prop, latency, attrs)}
-	if tracer != nil {
-		h.Publish = publishHook(tracer, cfg.prop)
-	}
-	return &Instrumentation{reg: reg, remove: bus.AddHooks(h)}, nil
+	cfg.prod.add(inst)
+	return inst, nil
 }
 
-// Close removes the hooks and unregisters the metrics' callback. It is
-// safe to call more than once.
+// Close removes the hooks, unregisters the metrics' callback and takes the
+// bus out of its Producer. It is safe to call more than once.
 func (i *Instrumentation) Close() error {
 	var err error
 	i.once.Do(func() {
 		i.remove()
+		i.prod.remove(i)
 		err = i.reg.Unregister()
 	})
 	return err
 }
 
+// subscriptions returns the bus's subscriptions, and forgets the
+// attributes of those that have ended.
+func (i *Instrumentation) subscriptions() []eventbus.SubscriberInfo {
+	asOf := time.Now()
+	infos := i.bus.Subscriptions()
+	i.attrs.keep(infos, asOf)
+	return infos
+}
+
 // attrCache keeps each subscription's attribute set, so that collecting
-// does not rebuild them.
+// does not rebuild them and a subscription's series keep the attributes
+// it had when first seen.
 type attrCache struct {
 	mu sync.Mutex
-	m  map[string]attribute.Set
+	m  map[string]attrEntry // by subscription ID
+}
+
+type attrEntry struct {
+	set   attribute.Set
+	added time.Time // the subscription was live then
 }
 
 func (c *attrCache) get(id, name string, patterns []string) attribute.Set {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s, ok := c.m[id]; ok {
-		return s
+	if a, ok := c.m[id]; ok {
+		return a.set
 	}
 	if name == "" {
 		name = id
 	}
 	s := attribute.NewSet(SubscriptionKey.String(name), PatternKey.String(strings.Join(patterns, " ")))
-	c.m[id] = s
+	c.m[id] = attrEntry{set: s, added: time.Now()}
 	return s
 }
 
-// keep forgets the subscriptions not in seen.
-func (c *attrCache) keep(seen map[string]struct{}) {
+// keep forgets the subscriptions not in infos, a list of the live ones
+// taken after asOf, that it had before asOf: those have ended (one added
+// later may be missing because it was made after the list was taken).
+func (c *attrCache) keep(infos []eventbus.SubscriberInfo, asOf time.Time) {
+	live := make(map[string]struct{}, len(infos))
+	for _, in := range infos {
+		live[in.ID] = struct{}{}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for id := range c.m {
-		if _, ok := seen[id]; !ok {
+	for id, a := range c.m {
+		if _, ok := live[id]; !ok && a.added.Before(asOf) {
 			delete(c.m, id)
 		}
 	}
 }
 
-// publishHook starts and ends a producer span and writes its context into
-// the event's Metadata.
-func publishHook(tracer trace.Tracer, prop propagation.TextMapPropagator) func(context.Context, *eventbus.Event) {
-	return func(ctx context.Context, e *eventbus.Event) {
+// publishStart starts a producer span, writes its context into the
+// event's Metadata, and returns the end of the span, which the bus calls
+// when the publish returns.
+func publishStart(tracer trace.Tracer, prop propagation.TextMapPropagator) func(context.Context, *eventbus.Event) func(error) {
+	return func(ctx context.Context, e *eventbus.Event) func(error) {
 		if len(e.Metadata) > 0 && !trace.SpanContextFromContext(ctx).IsValid() {
 			// An event that arrives with trace context (natsbridge
 			// importing it, say) continues its trace.
@@ -206,7 +235,6 @@ func publishHook(tracer trace.Tracer, prop propagation.TextMapPropagator) func(c
 				attribute.String("messaging.destination.name", e.Topic),
 				attribute.String("eventbus.event_type", string(e.Type)),
 			))
-		defer span.End()
 		if e.Metadata == nil {
 			e.Metadata = make(map[string]string, 2)
 		}
@@ -214,34 +242,35 @@ func publishHook(tracer trace.Tracer, prop propagation.TextMapPropagator) func(c
 		if len(e.Metadata) == 0 {
 			e.Metadata = nil
 		}
+		return func(err error) {
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}
 	}
 }
 
-// middleware records delivery latency and, with a tracer, runs each
-// handler call in a consumer span continuing the publisher's trace.
-func middleware(tracer trace.Tracer, prop propagation.TextMapPropagator, latency metric.Float64Histogram, attrs *attrCache) func(eventbus.HandlerFunc) eventbus.HandlerFunc {
+// middleware runs each handler call in a consumer span continuing the
+// publisher's trace.
+func middleware(tracer trace.Tracer, prop propagation.TextMapPropagator, attrs *attrCache) func(eventbus.HandlerFunc) eventbus.HandlerFunc {
 	return func(next eventbus.HandlerFunc) eventbus.HandlerFunc {
-		var rec []metric.RecordOption // this subscription's attributes, set at its first call; a slice so Record does not allocate one
-		var set attribute.Set
+		var sub []attribute.KeyValue // this subscription's attributes, set at its first call
+		ready := false
 		return func(ctx context.Context, e eventbus.Event) error {
-			start := time.Now()
-			if rec == nil {
+			if !ready {
 				if s := eventbus.SubscriptionFrom(ctx); s != nil {
-					set = attrs.get(s.ID(), s.Name(), s.Patterns())
+					set := attrs.get(s.ID(), s.Name(), s.Patterns())
+					sub = slices.Clip(set.ToSlice())
 				}
-				rec = []metric.RecordOption{metric.WithAttributeSet(set)}
-			}
-			if !e.Timestamp.IsZero() {
-				latency.Record(ctx, start.Sub(e.Timestamp).Seconds(), rec...)
-			}
-			if tracer == nil {
-				return next(ctx, e)
+				ready = true
 			}
 			if len(e.Metadata) > 0 {
 				ctx = prop.Extract(ctx, propagation.MapCarrier(e.Metadata))
 			}
 			ctx, span := tracer.Start(ctx, "eventbus handle", trace.WithSpanKind(trace.SpanKindConsumer),
-				trace.WithAttributes(append(set.ToSlice(),
+				trace.WithAttributes(append(sub,
 					attribute.String("messaging.system", "eventbus"),
 					attribute.String("messaging.operation.type", "process"),
 					attribute.String("messaging.destination.name", e.Topic),

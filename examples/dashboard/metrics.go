@@ -31,13 +31,17 @@ type metrics struct {
 
 func newMetrics(bus *eventbus.Bus) (*metrics, error) {
 	reg := prometheus.NewRegistry()
+	// The latency histogram comes from the bus's own histograms through
+	// an otelbus.Producer, which the exporter collects with the rest.
+	prod := otelbus.NewProducer()
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(),
-		otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes))
+		otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes), otelprom.WithProducer(prod))
 	if err != nil {
 		return nil, err
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-	inst, err := otelbus.Instrument(bus, otelbus.WithMeterProvider(mp), otelbus.WithTracerProvider(noop.NewTracerProvider()))
+	inst, err := otelbus.Instrument(bus, otelbus.WithMeterProvider(mp), otelbus.WithTracerProvider(noop.NewTracerProvider()),
+		otelbus.WithProducer(prod))
 	if err != nil {
 		return nil, errors.Join(err, mp.Shutdown(context.Background()))
 	}
