@@ -17,8 +17,10 @@ import (
 
 // BenchmarkPublish measures an acknowledged publish to one subscriber and
 // to 100, and a publish handled by a Handle subscription, without
-// instrumentation, with otelbus metrics only (no-op tracer), and with
-// metrics and traces (SDK tracer, always sampled, nothing exported).
+// instrumentation, with otelbus metrics only (no-op tracer), with a
+// Producer for the latency histogram or without (an SDK histogram
+// recorded per handler call), and with metrics and traces (SDK tracer,
+// always sampled, nothing exported).
 func BenchmarkPublish(b *testing.B) {
 	metrics := func(opts ...otelbus.Option) []otelbus.Option {
 		prod := otelbus.NewProducer()
@@ -32,6 +34,10 @@ func BenchmarkPublish(b *testing.B) {
 		{"otel=off", nil},
 		{"otel=metrics", func() []otelbus.Option {
 			return metrics(otelbus.WithTracerProvider(noop.NewTracerProvider()))
+		}},
+		{"otel=metrics-no-producer", func() []otelbus.Option {
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+			return []otelbus.Option{otelbus.WithMeterProvider(mp), otelbus.WithTracerProvider(noop.NewTracerProvider())}
 		}},
 		{"otel=metrics+traces", func() []otelbus.Option {
 			return metrics(otelbus.WithTracerProvider(sdktrace.NewTracerProvider()), otelbus.WithPropagator(propagation.TraceContext{}))

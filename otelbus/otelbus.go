@@ -63,8 +63,11 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) { c.prop = p })
 }
 
-// WithProducer sets the Producer that exports the bus's delivery latency
-// histogram (eventbus.delivery.latency). Default: DefaultProducer().
+// WithProducer makes p export the bus's delivery latency histogram
+// (eventbus.delivery.latency) from the histograms the bus keeps: for every
+// subscription, at no cost per event; p must be given to the reader too
+// (see Producer). Without it, the histogram is an OpenTelemetry
+// instrument recorded at each handler call (Handle subscriptions only).
 func WithProducer(p *Producer) Option {
 	return optionFunc(func(c *config) { c.prod = p })
 }
@@ -103,9 +106,6 @@ func Instrument(bus *eventbus.Bus, opts ...Option) (*Instrumentation, error) {
 	if cfg.prop == nil {
 		cfg.prop = otel.GetTextMapPropagator()
 	}
-	if cfg.prod == nil {
-		cfg.prod = DefaultProducer()
-	}
 	meter := cfg.mp.Meter(ScopeName)
 	published, err := meter.Int64ObservableCounter("eventbus.published", metric.WithUnit("{event}"),
 		metric.WithDescription("Events the bus accepted."))
@@ -127,6 +127,15 @@ func Instrument(bus *eventbus.Bus, opts ...Option) (*Instrumentation, error) {
 	if err != nil {
 		return nil, err
 	}
+	var latency metric.Float64Histogram // recorded per handler call, without a Producer
+	if cfg.prod == nil {
+		latency, err = meter.Float64Histogram("eventbus.delivery.latency", metric.WithUnit("s"),
+			metric.WithDescription("Time from an event's Timestamp to its handler starting (Handle subscriptions)."),
+			metric.WithExplicitBucketBoundaries(latencyBounds...))
+		if err != nil {
+			return nil, err
+		}
+	}
 	inst := &Instrumentation{bus: bus, attrs: &attrCache{m: make(map[string]attrEntry)}, prod: cfg.prod, remove: func() {}}
 	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(published, int64(bus.Stats().Published))
@@ -142,14 +151,21 @@ func Instrument(bus *eventbus.Bus, opts ...Option) (*Instrumentation, error) {
 		return nil, err
 	}
 	inst.reg = reg
+	var tracer trace.Tracer
 	if _, off := cfg.tp.(noop.TracerProvider); !off {
-		tracer := cfg.tp.Tracer(ScopeName)
-		inst.remove = bus.AddHooks(eventbus.Hooks{
-			PublishStart: publishStart(tracer, cfg.prop),
-			Middleware:   middleware(tracer, cfg.prop, inst.attrs),
-		})
+		tracer = cfg.tp.Tracer(ScopeName)
 	}
-	cfg.prod.add(inst)
+	var h eventbus.Hooks
+	if tracer != nil {
+		h.PublishStart = publishStart(tracer, cfg.prop)
+	}
+	if tracer != nil || latency != nil {
+		h.Middleware = middleware(tracer, cfg.prop, latency, inst.attrs)
+		inst.remove = bus.AddHooks(h)
+	}
+	if cfg.prod != nil {
+		cfg.prod.add(inst)
+	}
 	return inst, nil
 }
 
@@ -159,7 +175,9 @@ func (i *Instrumentation) Close() error {
 	var err error
 	i.once.Do(func() {
 		i.remove()
-		i.prod.remove(i)
+		if i.prod != nil {
+			i.prod.remove(i)
+		}
 		err = i.reg.Unregister()
 	})
 	return err
@@ -252,19 +270,29 @@ func publishStart(tracer trace.Tracer, prop propagation.TextMapPropagator) func(
 	}
 }
 
-// middleware runs each handler call in a consumer span continuing the
-// publisher's trace.
-func middleware(tracer trace.Tracer, prop propagation.TextMapPropagator, attrs *attrCache) func(eventbus.HandlerFunc) eventbus.HandlerFunc {
+// middleware records, with latency, the time from the event's Timestamp
+// to the handler call, and, with a tracer, runs each handler call in a
+// consumer span continuing the publisher's trace.
+func middleware(tracer trace.Tracer, prop propagation.TextMapPropagator, latency metric.Float64Histogram, attrs *attrCache) func(eventbus.HandlerFunc) eventbus.HandlerFunc {
 	return func(next eventbus.HandlerFunc) eventbus.HandlerFunc {
 		var sub []attribute.KeyValue // this subscription's attributes, set at its first call
+		var rec []metric.RecordOption
 		ready := false
 		return func(ctx context.Context, e eventbus.Event) error {
 			if !ready {
+				var set attribute.Set
 				if s := eventbus.SubscriptionFrom(ctx); s != nil {
-					set := attrs.get(s.ID(), s.Name(), s.Patterns())
-					sub = slices.Clip(set.ToSlice())
+					set = attrs.get(s.ID(), s.Name(), s.Patterns())
 				}
+				sub = slices.Clip(set.ToSlice())
+				rec = []metric.RecordOption{metric.WithAttributeSet(set)} // a slice, so Record does not allocate one
 				ready = true
+			}
+			if latency != nil && !e.Timestamp.IsZero() {
+				latency.Record(ctx, time.Since(e.Timestamp).Seconds(), rec...)
+			}
+			if tracer == nil {
+				return next(ctx, e)
 			}
 			if len(e.Metadata) > 0 {
 				ctx = prop.Extract(ctx, propagation.MapCarrier(e.Metadata))

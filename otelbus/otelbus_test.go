@@ -223,35 +223,42 @@ func TestLatencyBuckets(t *testing.T) {
 	})
 }
 
-// TestDefaultProducer: without WithProducer, the bus's histograms go to
-// DefaultProducer.
-func TestDefaultProducer(t *testing.T) {
+// TestLatencyWithoutProducer: without WithProducer, the latency
+// histogram is an instrument of the MeterProvider, recorded at each
+// handler call.
+func TestLatencyWithoutProducer(t *testing.T) {
 	bus := newBus(t)
-	inst, err := otelbus.Instrument(bus, otelbus.WithMeterProvider(sdkmetric.NewMeterProvider()),
-		otelbus.WithTracerProvider(noop.NewTracerProvider()))
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	inst, err := otelbus.Instrument(bus, otelbus.WithMeterProvider(mp), otelbus.WithTracerProvider(noop.NewTracerProvider()))
 	require.NoError(t, err)
-	_, err = bus.Subscribe(t.Context(), "a", eventbus.WithName("only-in-default"))
+	defer inst.Close()
+	ctx := t.Context()
+	handled := make(chan struct{}, 2)
+	_, err = bus.Handle(ctx, "a", func(context.Context, eventbus.Event) error { handled <- struct{}{}; return nil }, eventbus.WithName("worker"))
 	require.NoError(t, err)
-	require.NoError(t, bus.Publish(t.Context(), eventbus.Event{Type: "x", Topic: "a"}))
-
-	names := func() []string {
-		sms, err := otelbus.DefaultProducer().Produce(t.Context())
-		require.NoError(t, err)
-		var out []string
-		for _, sm := range sms {
-			for _, m := range sm.Metrics {
-				for _, dp := range m.Data.(metricdata.Histogram[float64]).DataPoints {
-					v, _ := dp.Attributes.Value(otelbus.SubscriptionKey)
-					out = append(out, v.AsString())
-				}
-			}
-		}
-		return out
+	_, err = bus.Subscribe(ctx, "a", eventbus.WithName("reader"))
+	require.NoError(t, err)
+	for range 2 {
+		require.NoError(t, bus.Publish(ctx, eventbus.Event{Type: "x", Topic: "a"}))
 	}
-	assert.Contains(t, names(), "only-in-default")
-	require.NoError(t, inst.Close())
-	assert.NotContains(t, names(), "only-in-default")
+	for range 2 {
+		<-handled
+	}
+
+	lat := collect(t, reader)["eventbus.delivery.latency"]
+	assert.Equal(t, "s", lat.Unit)
+	h, ok := lat.Data.(metricdata.Histogram[float64])
+	require.True(t, ok, "%T", lat.Data)
+	require.Len(t, h.DataPoints, 1, "a series for the Handle subscription only")
+	dp := h.DataPoints[0]
+	assert.True(t, dp.Attributes.Equals(ptr(subAttrs("worker", "a"))), "%v", dp.Attributes.ToSlice())
+	assert.Equal(t, uint64(2), dp.Count)
+	assert.Positive(t, dp.Sum)
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func TestTraces(t *testing.T) {
 	bus := newBus(t)

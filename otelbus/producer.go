@@ -34,12 +34,6 @@ var _ sdkmetric.Producer = (*Producer)(nil)
 // NewProducer returns a Producer with no bus.
 func NewProducer() *Producer { return new(Producer) }
 
-var defaultProducer = NewProducer()
-
-// DefaultProducer returns the Producer that Instrument uses without
-// WithProducer.
-func DefaultProducer() *Producer { return defaultProducer }
-
 func (p *Producer) add(i *Instrumentation) {
 	p.mu.Lock()
 	p.insts = append(p.insts, i)
