@@ -24,10 +24,12 @@ const plainBatch = 256
 // SQLite store, one subscriber (Block policy) reading every event, so an
 // op is validation, Seq, the store's transaction and delivery:
 //
-//   - sync/publishers=1: Publish, one at a time, so every event is its own
-//     transaction;
-//   - sync/publishers=8: Publish on 8 goroutines, which share transactions
-//     (group commit); fullsync: the same with WithFullSync;
+//   - sync/*/publishers=1: Publish, one at a time, so every event is its
+//     own transaction;
+//   - sync/*/publishers=8: Publish on 8 goroutines, which share
+//     transactions (group commit); fullsync: the same with WithFullSync;
+//     mixed-topics cycles through the rows' topics, one-topic publishes
+//     them all on one;
 //   - async: PublishAsync, which lets the bus batch, with the Flush that
 //     waits for the last batch inside the timed region;
 //   - plain-insert: the same rows written by a prepared INSERT through the
@@ -49,49 +51,60 @@ func BenchmarkBusPublishSQLite(b *testing.B) {
 	// The bus fills in the ID and Timestamp of what it publishes, as it does
 	// for most callers.
 	unstamped := make([]eventbus.Event, len(rows))
+	oneTopic := make([]eventbus.Event, len(rows)) // the same, all on one topic
 	for i, e := range rows {
 		e.ID, e.Timestamp = ulid.ULID{}, time.Time{}
 		unstamped[i] = e
+		e.Topic = "load.0"
+		oneTopic[i] = e
 	}
 	ctx := context.Background()
 
 	// Acknowledged publishers on 8 goroutines share commits: while the
 	// loop is in one transaction, the publishes that arrive wait in the
-	// intake and go into the next batch together (group commit).
-	for _, fullSync := range []bool{false, true} {
-		for _, publishers := range []int{1, 8} {
-			name := fmt.Sprintf("sync/publishers=%d", publishers)
-			var opts []sqlitestore.Option
-			if fullSync {
-				name += "/fullsync"
-				opts = append(opts, sqlitestore.WithFullSync())
-			}
-			b.Run(name, func(b *testing.B) {
-				bus, stop, commits := benchBusCounted(b, opts...)
-				b.Cleanup(stop)
-				var next atomic.Int64
-				b.ReportAllocs()
-				defer func() { b.ReportMetric(float64(b.N)/float64(commits.Load()), "events/commit") }()
-				if publishers == 1 {
-					for i := 0; i < b.N; i++ {
-						if err := bus.Publish(ctx, unstamped[i%len(unstamped)]); err != nil {
-							b.Fatal(err)
-						}
-					}
-				} else {
-					b.SetParallelism(publishers / runtime.GOMAXPROCS(0))
-					b.RunParallel(func(pb *testing.PB) {
-						for pb.Next() {
-							n := next.Add(1)
-							if err := bus.Publish(ctx, unstamped[n%int64(len(unstamped))]); err != nil {
-								b.Error(err)
-								return
+	// intake and go into the next batch together (group commit). A commit
+	// costs in proportion to the B-tree pages it changes: events on one
+	// topic share index pages, events on many topics each bring their own.
+	for _, events := range []struct {
+		name   string
+		events []eventbus.Event
+	}{{"mixed-topics", unstamped}, {"one-topic", oneTopic}} {
+		for _, fullSync := range []bool{false, true} {
+			for _, publishers := range []int{1, 8} {
+				name := fmt.Sprintf("sync/%s/publishers=%d", events.name, publishers)
+				var opts []sqlitestore.Option
+				if fullSync {
+					name += "/fullsync"
+					opts = append(opts, sqlitestore.WithFullSync())
+				}
+				unstamped := events.events
+				b.Run(name, func(b *testing.B) {
+					bus, stop, commits := benchBusCounted(b, opts...)
+					b.Cleanup(stop)
+					var next atomic.Int64
+					b.ReportAllocs()
+					defer func() { b.ReportMetric(float64(b.N)/float64(commits.Load()), "events/commit") }()
+					if publishers == 1 {
+						for i := 0; i < b.N; i++ {
+							if err := bus.Publish(ctx, unstamped[i%len(unstamped)]); err != nil {
+								b.Fatal(err)
 							}
 						}
-					})
-				}
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-			})
+					} else {
+						b.SetParallelism(publishers / runtime.GOMAXPROCS(0))
+						b.RunParallel(func(pb *testing.PB) {
+							for pb.Next() {
+								n := next.Add(1)
+								if err := bus.Publish(ctx, unstamped[n%int64(len(unstamped))]); err != nil {
+									b.Error(err)
+									return
+								}
+							}
+						})
+					}
+					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+				})
+			}
 		}
 	}
 
