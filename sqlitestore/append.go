@@ -149,6 +149,7 @@ func (s *Store) Append(ctx context.Context, events []eventbus.Event) error {
 	w.last = events[len(events)-1].Seq
 	s.last.Store(w.last)
 	s.count.Add(int64(len(events)))
+	s.committed()
 	return nil
 }
 

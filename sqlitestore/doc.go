@@ -21,8 +21,11 @@
 // can lose the last transactions, never corrupt the file; WithFullSync
 // (synchronous=FULL) closes that gap with an fsync per Append.
 //
-// Close checkpoints the log into the main file and removes the -wal and
-// -shm files. After a kill they remain, and the next Open recovers from
+// A goroutine of the store copies the log into the main file as it grows
+// (checkpoints on a connection of its own, at most every 20 ms), so that
+// a commit seldom waits for a checkpoint; the log file grows to about 32
+// MiB and then starts again from its beginning. Close checkpoints the log
+// into the main file and removes the -wal and -shm files. After a kill they remain, and the next Open recovers from
 // them; copy all three files together, or use the sqlite3 shell's .backup.
 //
 // # Schema

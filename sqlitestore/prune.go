@@ -7,7 +7,8 @@ import (
 )
 
 // pruneLoop applies retention once at start and then every prune interval
-// until Close. It is the store's only goroutine.
+// until Close. It is one of the store's two goroutines, with the
+// checkpointer (checkpoint.go).
 func (s *Store) pruneLoop() {
 	tick := time.NewTicker(s.cfg.pruneInterval)
 	defer tick.Stop()
@@ -29,14 +30,7 @@ func (s *Store) prune(now time.Time) {
 	if err == nil {
 		err = s.pruneCount()
 	}
-	switch {
-	case err != nil && !s.pruneFailing:
-		s.pruneFailing = true
-		s.cfg.logger.Warn("sqlitestore: pruning failed; will retry", "path", s.path, "err", err)
-	case err == nil && s.pruneFailing:
-		s.pruneFailing = false
-		s.cfg.logger.Info("sqlitestore: pruning works again", "path", s.path)
-	}
+	s.pruneFailing.note(s, err, "pruning")
 	if s.cfg.afterPrune != nil {
 		s.cfg.afterPrune()
 	}
@@ -178,4 +172,21 @@ func (s *Store) recount() error {
 	}
 	s.count.Store(total)
 	return nil
+}
+
+// episode is a background task's failure state, so that a failure is
+// logged once, and its end once, rather than at every retry.
+type episode struct{ failing bool }
+
+// note logs err, the outcome of the task named what, if it starts or ends
+// a failure episode.
+func (e *episode) note(s *Store, err error, what string) {
+	switch {
+	case err != nil && !e.failing:
+		e.failing = true
+		s.cfg.logger.Warn("sqlitestore: "+what+" failed; will retry", "path", s.path, "err", err)
+	case err == nil && e.failing:
+		e.failing = false
+		s.cfg.logger.Info("sqlitestore: "+what+" works again", "path", s.path)
+	}
 }

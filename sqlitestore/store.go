@@ -73,6 +73,10 @@ type Store struct {
 	w  *sql.DB   // writer pool of one connection, nil when read-only; after Open, use wc
 	wc *sql.Conn // w's one connection, held from Open to Close
 	r  *sql.DB   // readers
+	ck *sql.DB   // the checkpointer's connection, nil when read-only (checkpoint.go)
+
+	ckWake    chan struct{} // a commit for the checkpointer, capacity 1
+	ckFailing episode       // checkpointer goroutine only
 
 	// version is the file's schema version: schemaVersion, or 1 for a
 	// version 1 file opened read-only (no metadata, cursors or epoch).
@@ -110,7 +114,7 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	pruneFailing bool // pruner goroutine only
+	pruneFailing episode // pruner goroutine only
 }
 
 var (
@@ -161,11 +165,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 
 	s := &Store{
-		cfg:   cfg,
-		path:  path,
-		stmts: make(map[string]*sql.Stmt),
-		stop:  make(chan struct{}),
-		wsem:  make(chan struct{}, 1),
+		cfg:    cfg,
+		path:   path,
+		stmts:  make(map[string]*sql.Stmt),
+		stop:   make(chan struct{}),
+		wsem:   make(chan struct{}, 1),
+		ckWake: make(chan struct{}, 1),
 	}
 	if err := s.open(context.Background(), abs, exists); err != nil {
 		_ = s.closeDBs()
@@ -177,6 +182,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 			return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
 		}
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	if s.ck != nil {
+		s.wg.Go(s.checkpointLoop)
 	}
 	if s.pruning() {
 		s.wg.Go(s.pruneLoop)
@@ -194,6 +202,7 @@ func (s *Store) dsn(abs string, writer bool) string {
 		v.Set("mode", "ro") // SQLite itself refuses every write, whoever runs the process
 	case writer:
 		v.Add("_pragma", "journal_mode(WAL)")
+		v.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walLimit)) // see checkpoint.go
 		if s.cfg.fullSync {
 			v.Add("_pragma", "synchronous(FULL)")
 		} else {
@@ -255,6 +264,9 @@ func (s *Store) open(ctx context.Context, abs string, exists bool) error {
 		}
 		s.version = schemaVersion
 		if s.wc, err = s.w.Conn(ctx); err != nil {
+			return err
+		}
+		if err := s.openCheckpointer(s.dsn(abs, true)); err != nil {
 			return err
 		}
 	}
@@ -382,6 +394,9 @@ func (s *Store) closeDBs() error {
 	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
+	}
+	if s.ck != nil {
+		errs = append(errs, s.ck.Close())
 	}
 	if s.w != nil {
 		errs = append(errs, s.w.Close())

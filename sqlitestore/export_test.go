@@ -1,0 +1,4 @@
+package sqlitestore
+
+// WALLimit is walLimit, for the external tests.
+const WALLimit = walLimit
