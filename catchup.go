@@ -3,7 +3,6 @@ package eventbus
 import (
 	"context"
 	"fmt"
-	"sort"
 	"time"
 )
 
@@ -64,15 +63,16 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 			return
 		default:
 		}
+		// Only what the loop has fanned out: the store has an event
+		// before the loop has done its accounts of it for s (whether a
+		// queue group member owes it, a durable consumer's assignment),
+		// which must come first.
+		front := b.loop.fanned.Load()
 		pats := *s.pats.Load()
 		q := Query{Pattern: "*", Since: since, AfterSeq: cursor, Limit: catchUpPage}
 		if len(pats) == 1 {
 			q.Pattern = pats[0].src
 		}
-		// Only events the loop has fanned out: the store has an event
-		// before the loop has done its accounts of it for s (what s is
-		// owed, a durable consumer's assignment), which must come first.
-		fanned := b.loop.fanned.Load()
 		events, err := b.store.Query(context.Background(), q)
 		if err != nil {
 			if !failing { // once per failure episode, not every retry
@@ -86,9 +86,7 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 			continue
 		}
 		failing = false
-		if n := len(events); n > 0 && events[n-1].Seq > fanned {
-			events = events[:sort.Search(n, func(i int) bool { return events[i].Seq > fanned })]
-		}
+		events = routed(events, front)
 		for i := range events {
 			e := &events[i]
 			if s.matches(e.Topic) && s.owes(e.Seq, mark) {
@@ -114,7 +112,7 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 		if len(events) == catchUpPage {
 			continue
 		}
-		r, ok := b.rejoin(s, cursor, caught)
+		r, ok := b.rejoin(control{sub: s, cursor: cursor, caught: caught})
 		switch {
 		case !ok || r.ended:
 			s.finish(ErrClosed)
@@ -133,20 +131,34 @@ func (b *Bus) catchUp(s *Subscription, cursor uint64, since time.Time, mark uint
 	}
 }
 
+// routed cuts a page of stored events (in Seq order) after front, the
+// last Seq the loop has fanned out: the store may hold events the loop
+// has appended and not yet routed, so not yet chosen a queue group member
+// for. A cut page is not full: the reader asks to rejoin, and the loop
+// hands over the rest from the tail or sends it on.
+func routed(events []Event, front uint64) []Event {
+	for i := len(events); i > 0; i-- {
+		if events[i-1].Seq <= front {
+			return events[:i]
+		}
+	}
+	return events[:0]
+}
+
 type rejoinReply struct {
 	live   bool   // the loop is the sender again
 	ended  bool   // the subscription has ended
 	cursor uint64 // otherwise: the catch-up goroutine goes on after cursor
 }
 
-// rejoin asks the loop to take s back live after cursor. It reports
-// false if the loop has stopped.
-func (b *Bus) rejoin(s *Subscription, cursor, caught uint64) (rejoinReply, bool) {
-	reply := make(chan rejoinReply, 1)
-	if !b.in.control(control{kind: ctlRejoin, sub: s, cursor: cursor, caught: caught, reply: reply}) {
+// rejoin asks the loop to take c.sub (or c.replay's members) back live
+// after c.cursor. It reports false if the loop has stopped.
+func (b *Bus) rejoin(c control) (rejoinReply, bool) {
+	c.kind, c.reply = ctlRejoin, make(chan rejoinReply, 1)
+	if !b.in.control(c) {
 		return rejoinReply{}, false
 	}
-	return <-reply, true
+	return <-c.reply, true
 }
 
 // rejoin is the loop's side of a catch-up goroutine's request to go

@@ -11,9 +11,10 @@ import (
 type delivery struct {
 	lagging bool // the catch-up goroutine is the mailbox's sender
 	lag     lagCount
-	ended   bool    // the loop has seen the end
-	lastSeq uint64  // the highest Seq given to the mailbox, or skipped over
-	run     []int32 // fanoutRun's scratch: the events of a run this one gets
+	replay  *groupReplay // lagging as a member of this group replay (lag and owed are its)
+	ended   bool         // the loop has seen the end
+	lastSeq uint64       // the highest Seq given to the mailbox, or skipped over
+	run     []int32      // fanoutRun's scratch: the events of a run this one gets
 	// lastPick is its queue group's choice count when it was last chosen
 	// (round-robin among members with equal room).
 	lastPick uint64
@@ -110,9 +111,17 @@ func (l *loop) deliverRun(s *Subscription, run []item, idx []int32, now *int64, 
 func (l *loop) skip(s *Subscription, it *item, n *counts) {
 	d := &s.dl
 	if it.persist {
-		if d.lag.counting && it.e.Seq > d.lag.mark && d.lag.wants(&it.e) {
-			d.lag.owed++
-			s.owe(it.e.Seq)
+		lag := &d.lag
+		if d.replay != nil {
+			lag = &d.replay.lag // a group replay's member: the replay owes it
+		}
+		if lag.counting && it.e.Seq > lag.mark && lag.wants(&it.e) {
+			lag.owed++
+			if d.replay != nil {
+				d.replay.owe(it.e.Seq)
+			} else {
+				s.owe(it.e.Seq)
+			}
 		}
 		return
 	}
@@ -250,9 +259,18 @@ func (l *loop) control(c *control) {
 			c.sub.closeMailbox()
 		}
 	case ctlRejoin:
-		c.reply <- l.rejoin(c.sub, c.cursor, c.caught)
+		if c.replay != nil {
+			c.reply <- l.rejoinReplay(c.replay, c.cursor, c.caught)
+		} else {
+			c.reply <- l.rejoin(c.sub, c.cursor, c.caught)
+		}
 	case ctlReplay:
-		if !c.sub.dl.ended {
+		if r := c.sub.dl.replay; r != nil {
+			// A durable queue group resumes: its reader serves every
+			// member that joins (and closes the mailboxes of those that
+			// have ended).
+			l.startReplay(r, c.cursor)
+		} else if !c.sub.dl.ended {
 			// Events at or below the cursor are not replayed, and those
 			// the loop fanned out before now are not in its account.
 			l.startLag(c.sub, c.cursor, c.since, max(l.processed, c.cursor))

@@ -164,6 +164,12 @@
 // below what the loop has not fanned out, or the resuming member not yet
 // replayed). The acknowledging goroutine writes it every 64
 // acknowledgements or 100ms; Shutdown writes it after the handlers finish.
+// A durable queue group resumes as a group replay: its members lag
+// together, one catch-up reader gives each stored event they are owed to
+// the member with the most room, and at the rejoin the loop takes them
+// all live at once. A catch-up reader reads the store only as far as the
+// loop has fanned out, since whether a group chose a member for an event
+// is known only once the loop has routed it.
 //
 // # Shutdown
 //
@@ -186,7 +192,9 @@
 // backlog is received, or 200ms after its reader stops receiving once the
 // subscription has ended; Shutdown does not wait for it, so C can be
 // drained after Shutdown), one reporter that calls the error handler,
-// one watchdog looking for stalled handlers when a stall timeout is set
+// a group replay's reader while a durable queue group resumes (stops at
+// its rejoin, or when every member has ended), one watchdog looking for
+// stalled handlers when a stall timeout is set
 // (it ticks every quarter of the timeout, at most every second, and
 // stops at Shutdown after the runners), and,
 // during Shutdown, the goroutine that runs its steps. Nothing else runs in
@@ -202,8 +210,9 @@
 // the loop's lock is the owner for that time. The registry owns the live
 // subscriptions and the route index, under its own mutex, which the loop
 // takes briefly to route a run of events. A mailbox has one sender at a
-// time (the loop while its subscription is live, its catch-up reader while
-// it lags) and one consumer (its pump and reader, or its runner).
+// time (the loop while its subscription is live; its catch-up reader, or
+// its group replay's reader, while it lags) and one consumer (its pump and
+// reader, or its runner).
 //
 // # Glossary
 //
@@ -228,6 +237,7 @@
 //	durable     a consumer whose cursor the store keeps (Durable); its subscriptions share it
 //	cursor      the highest Seq up to which a durable consumer has acknowledged all it matches
 //	owed        events a lagging subscription's catch-up reader is to deliver
+//	group replay a resuming durable queue group's catch-up: one reader spreads it over the members
 //
 // # Costs
 //

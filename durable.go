@@ -37,11 +37,21 @@ type CursorStore interface {
 // subscription ends.
 //
 // Subscriptions of one process with the same durable name share the
-// cursor: with WithQueueGroup they form a worker pool that survives
-// restarts. Only the first of them replays; the others join live. A
-// durable subscription never drops what it has not acknowledged: its
-// overflow policy is CatchUp unless it is Block. name is 1–256 bytes
-// without control characters, else the error wraps ErrInvalidOption.
+// cursor, and only the first of them replays. With WithQueueGroup they
+// form a worker pool that survives restarts, and the replay is the
+// group's: it is spread over the members like live events (each event to
+// the member with the most free room, ties in turn), never replayed once
+// per member. A member of that queue group that subscribes while the
+// replay runs joins it; every member gets its replayed events, then its
+// live ones, in Seq order, and the hand-over to live delivery has no gap
+// and no duplicate. (Members with small buffers share the replay finely:
+// the first member may fill its mailbox before the next one subscribes.)
+// Without WithQueueGroup, or in another queue group, the later
+// subscriptions join live. A durable subscription never drops what it has
+// not acknowledged: its overflow policy is CatchUp unless it is Block. Its
+// FromSeq and Since are ignored: it resumes after its cursor. name is
+// 1–256 bytes without control characters, else the error wraps
+// ErrInvalidOption.
 func Durable(name string) SubscribeOption {
 	return subOption(func(c *subConfig) error {
 		if name == "" || len(name) > 256 || containsControl(name) {
@@ -66,12 +76,13 @@ type durable struct {
 	b     *Bus
 
 	mu        sync.Mutex
-	members   int      // registry: subscriptions with the name
-	inflight  []uint64 // assigned (in a mailbox, or owed by a catch-up), not acknowledged; sorted
-	assigned  uint64   // the highest Seq assigned
-	replaying bool     // the first member replays the stored events up to its mark
-	replayer  *Subscription
-	replayPos uint64 // while replaying: every matching event up to it is assigned
+	members   int          // registry: subscriptions with the name
+	inflight  []uint64     // assigned (in a mailbox, or owed by a catch-up), not acknowledged; sorted
+	assigned  uint64       // the highest Seq assigned
+	replaying bool         // the first member replays the stored events up to its mark
+	replayer  any          // the *Subscription that replays, or the *groupReplay
+	replayPos uint64       // while replaying: every matching event up to it is assigned
+	replay    *groupReplay // the last group replay begun (WithQueueGroup): later members join it while it runs
 	cursor    uint64
 	saved     uint64 // the cursor last written
 	savedAt   int64  // b.clock() then
@@ -81,24 +92,28 @@ type durable struct {
 	failing bool       // the last write failed (reported once)
 }
 
-// openDurable returns the durable state for name, loading its cursor the
-// first time; first reports whether it was loaded now (that subscription
-// replays).
-// The state outlives its members (the bus keeps it until Shutdown): a
-// later first member replays from its cursor, which is newer than the
-// store's until written. first reports whether s replays (and then
-// cursor is where from).
-func (b *Bus) openDurable(name string, s *Subscription) (d *durable, first bool, cursor uint64, err error) {
+// openDurable adds s to the durable consumer name, loading its cursor the
+// first time. The state outlives its members (the bus keeps it until
+// Shutdown): a later first member replays from its cursor, which is
+// newer than the store's until written.
+//
+// replay reports whether s begins a replay, after cursor: it is the only
+// member. When it is in queue group group, the replay is a group replay,
+// r, which s has joined. For a later member of the same queue group r is
+// the group replay it is to join as it is registered (see
+// groupReplay.join), if that still runs; any other later member goes
+// live.
+func (b *Bus) openDurable(name, group string, s *Subscription) (d *durable, replay bool, cursor uint64, r *groupReplay, err error) {
 	cs, ok := b.store.(CursorStore)
 	if !ok {
-		return nil, false, 0, fmt.Errorf("%w: Durable(%q) needs a store that implements CursorStore", ErrNoStore, name)
+		return nil, false, 0, nil, fmt.Errorf("%w: Durable(%q) needs a store that implements CursorStore", ErrNoStore, name)
 	}
 	b.durMu.Lock()
 	defer b.durMu.Unlock()
 	if d = b.durables[name]; d == nil {
 		c, err := cs.LoadCursor(context.Background(), name)
 		if err != nil {
-			return nil, false, 0, fmt.Errorf("%w: loading cursor %q: %w", ErrPersist, name, err)
+			return nil, false, 0, nil, fmt.Errorf("%w: loading cursor %q: %w", ErrPersist, name, err)
 		}
 		d = &durable{name: name, store: cs, b: b, cursor: c, saved: c, assigned: c, savedAt: b.clock()}
 		if b.durables == nil {
@@ -109,15 +124,23 @@ func (b *Bus) openDurable(name string, s *Subscription) (d *durable, first bool,
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.members++; d.members > 1 {
-		return d, false, 0, nil
+		if r := d.replay; r != nil && group != "" && r.group == group {
+			return d, false, 0, r, nil
+		}
+		return d, false, 0, nil, nil
 	}
 	// What the last members left unacknowledged is replayed.
 	d.members = 0
 	d.advance()
 	d.members = 1
 	d.inflight = d.inflight[:0]
-	d.replaying, d.replayPos, d.replayer = true, d.cursor, s
-	return d, true, d.cursor, nil
+	d.replaying, d.replayPos, d.replayer, d.replay = true, d.cursor, s, nil
+	if group != "" {
+		r = &groupReplay{dur: d, group: group, changed: make(chan struct{}, 1)}
+		r.join(s)
+		d.replayer, d.replay = r, r
+	}
+	return d, true, d.cursor, r, nil
 }
 
 // leave is called once when a member is done: for Subscribe when it ends,
@@ -147,11 +170,23 @@ func (d *durable) assign(seq uint64) {
 	d.mu.Unlock()
 }
 
-// replayed records the replaying member's progress: every event up to seq
-// it matches has been assigned; done says it has gone live.
-func (d *durable) replayed(s *Subscription, seq uint64, done bool) {
+// unassign forgets that seq was given out, when no member can take it
+// after all (none matches it any more): it is not the consumer's. It does
+// not write the cursor.
+func (d *durable) unassign(seq uint64) {
 	d.mu.Lock()
-	if d.replaying && d.replayer == s {
+	if i, found := slices.BinarySearch(d.inflight, seq); found {
+		d.inflight = slices.Delete(d.inflight, i, i+1)
+	}
+	d.mu.Unlock()
+}
+
+// replayed records the progress of the replay by who (the replaying
+// member, or the group replay): every event up to seq it matches has been
+// assigned; done says it has gone live.
+func (d *durable) replayed(who any, seq uint64, done bool) {
+	d.mu.Lock()
+	if d.replaying && d.replayer == who {
 		d.replayPos = max(d.replayPos, seq)
 		if done {
 			d.replaying, d.replayer = false, nil

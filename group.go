@@ -179,56 +179,64 @@ func (l *loop) choose(i int32, touched []*Subscription) []*Subscription {
 	return touched
 }
 
-// owedSeqs lists, for a queue group member that lags, the Seqs of the
-// persisted events its group chose it for while it lagged, in order: its
-// catch-up goroutine delivers those and no others above its mark, since
-// the rest went to other members. The loop appends; the catch-up goroutine
-// (or the loop at the rejoin) consumes.
+// owedSeqs lists Seqs of persisted events a catch-up reader is to
+// deliver above its mark, in order. For a queue group member that lags,
+// they are the events its group chose it for while it lagged (the rest
+// went to other members); for a group replay, those the loop chose one of
+// its members for. The loop appends; the catch-up reader (or the loop at
+// the rejoin) consumes.
 type owedSeqs struct {
 	mu   sync.Mutex
 	seqs []uint64
 }
 
-// owe records that the lagging subscription s owes seq (catch-up delivers
-// it). l.mu must be held.
-func (s *Subscription) owe(seq uint64) {
-	s.assign(seq) // a durable consumer's, though not yet in its mailbox
-	if s.group == nil {
-		return
-	}
-	s.owed.mu.Lock()
-	s.owed.seqs = append(s.owed.seqs, seq)
-	s.owed.mu.Unlock()
+// add records that seq is owed.
+func (o *owedSeqs) add(seq uint64) {
+	o.mu.Lock()
+	o.seqs = append(o.seqs, seq)
+	o.mu.Unlock()
 }
 
-// owes reports whether s's catch-up delivers the stored event seq: every
-// event at or below mark (the replay asked for), and above it only those
-// its queue group chose it for. Seqs are asked in increasing order.
-func (s *Subscription) owes(seq, mark uint64) bool {
-	if s.group == nil || seq <= mark {
-		return true
-	}
-	o := &s.owed
+// has reports whether seq is owed, forgetting those below it. Seqs are
+// asked in increasing order; seq itself stays listed until a higher one
+// is asked, so a reader that could not deliver it may ask again.
+func (o *owedSeqs) has(seq uint64) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	i := 0
 	for i < len(o.seqs) && o.seqs[i] < seq {
 		i++
 	}
-	ok := i < len(o.seqs) && o.seqs[i] == seq
-	if ok {
-		i++
-	}
 	o.seqs = o.seqs[:copy(o.seqs, o.seqs[i:])]
-	return ok
+	return len(o.seqs) > 0 && o.seqs[0] == seq
+}
+
+// reset empties the list.
+func (o *owedSeqs) reset() {
+	o.mu.Lock()
+	o.seqs = o.seqs[:0]
+	o.mu.Unlock()
+}
+
+// owe records that the lagging subscription s owes seq (catch-up delivers
+// it). l.mu must be held.
+func (s *Subscription) owe(seq uint64) {
+	s.assign(seq) // a durable consumer's, though not yet in its mailbox
+	if s.group != nil {
+		s.owed.add(seq)
+	}
+}
+
+// owes reports whether s's catch-up delivers the stored event seq: every
+// event at or below mark (the replay asked for), and above it only those
+// its queue group chose it for. Seqs are asked in increasing order.
+func (s *Subscription) owes(seq, mark uint64) bool {
+	return s.group == nil || seq <= mark || s.owed.has(seq)
 }
 
 // forgetOwed empties the list when s goes live again.
 func (s *Subscription) forgetOwed() {
-	if s.group == nil {
-		return
+	if s.group != nil {
+		s.owed.reset()
 	}
-	s.owed.mu.Lock()
-	s.owed.seqs = s.owed.seqs[:0]
-	s.owed.mu.Unlock()
 }

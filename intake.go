@@ -45,6 +45,7 @@ type control struct {
 	since  time.Time // ctlReplay
 	done   chan struct{}
 	reply  chan rejoinReply
+	replay *groupReplay // ctlRejoin: a group replay's reader asks, not sub's
 }
 
 // intake is the bus's queue of accepted events: a slice that publishers

@@ -111,15 +111,17 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 		s.c = s.mb.out
 	}
 	s.pats.Store(&ps)
+	var joining *groupReplay // a group replay s is to join (see groupReplay.join)
 	if cfg.durable != "" {
-		d, first, c, err := b.openDurable(cfg.durable, s)
+		d, first, c, r, err := b.openDurable(cfg.durable, cfg.queueGroup, s)
 		if err != nil {
 			return nil, err
 		}
 		s.dur = d
-		if first {
-			cfg.replay, cfg.fromSeq, cfg.since = true, c+1, time.Time{}
+		if !first {
+			joining = r
 		}
+		cfg.replay, cfg.fromSeq, cfg.since = first, c+1, time.Time{}
 	}
 	var cursor uint64
 	if cfg.replay {
@@ -141,6 +143,12 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 	}
 	if cfg.queueGroup != "" {
 		b.reg.joinGroup(s, cfg.queueGroup)
+	}
+	if joining != nil {
+		// Lagging from the start, fed by the replay's reader; from here
+		// on its delivery state is the loop's. A replay that has
+		// finished is not joined: s goes live.
+		joining.join(s)
 	}
 	b.reg.add(s, ps)
 	if h != nil {

@@ -114,6 +114,9 @@ func New(bus *eventbus.Bus, nc *nats.Conn, opts ...Option) (*Bridge, error) {
 	if len(cfg.export) == 0 && len(cfg.imports) == 0 {
 		return nil, invalid("New", "no patterns: use WithExport, WithImport or WithPatterns")
 	}
+	if cfg.queue != "" && (len(cfg.imports) == 0 || cfg.stream != "") {
+		return nil, invalid(fmt.Sprintf("WithQueueGroup(%q)", cfg.queue), "needs import patterns, and core NATS (not WithJetStream)")
+	}
 	b := &Bridge{
 		bus:    bus,
 		nc:     nc,

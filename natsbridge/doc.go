@@ -104,6 +104,39 @@
 // the export mailbox plus the bus's store (10,000 events by default). Raise
 // the window for a large persistent store and long outages.
 //
+// # Queue groups
+//
+// [WithQueueGroup](name) makes a bridge's imports a member of the NATS
+// queue group name (nats.go's QueueSubscribe): of the bridges in the
+// group, the server gives each message to exactly one, which imports it;
+// bridges outside the group import it as usual. So a group of work spans
+// processes: bridge every worker process with the same queue group and
+// import patterns, and each event published on NATS — exported by another
+// bus, or sent by any NATS client — is imported by one of them, then
+// handled there as any local event is: by every subscription without a
+// queue group and by one member of each local eventbus.WithQueueGroup.
+// With one local queue group per worker process (say "jobs", of Handle
+// workers), each event reaches one worker in one process. The two names
+// are separate: the NATS queue group chooses the process, the local one
+// the subscription.
+//
+// A queue group splits imports, not what a bus publishes itself. An event
+// published on a member's own bus reaches that bus's subscriptions first
+// (one member of its local group among them); exported, it is given by
+// the server to one bridge of the group, which may be another member, so
+// it is handled there too, or the exporter itself, which drops it as an
+// echo. With nats.NoEcho() the server never gives a connection its own
+// messages and picks another member. Publish work into a group from
+// processes that export it and do not import it (producers), and let the
+// members export other topics (results). Loop prevention is as above: an
+// imported event is never exported again.
+//
+// Core NATS keeps the at-most-once guarantee: a message the chosen bridge
+// drops (its bus refused it, its connection was away) is not given to
+// another member. JetStream's counterpart, a durable consumer shared by
+// several bridges, is not offered: WithQueueGroup with WithJetStream is an
+// error.
+//
 // # Backpressure
 //
 // The exporter reads a bus subscription ("natsbridge:<origin>") with a

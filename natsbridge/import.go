@@ -18,7 +18,7 @@ import (
 const nakDelay = time.Second
 
 // subscribeCore subscribes to the subjects that cover the import patterns
-// (see importSubjects) and flushes, so that the server has them before New
+// (see importSubjects), in the queue group if there is one, and flushes, so that the server has them before New
 // returns. nats.go calls the handler of each subscription on a goroutine of
 // its own, one message at a time, so events on one subject keep their order.
 func (b *Bridge) subscribeCore(ctx context.Context) error {
@@ -26,7 +26,14 @@ func (b *Bridge) subscribeCore(ctx context.Context) error {
 	for i, subject := range subjects {
 		ex := exact[i]
 		closed := make(chan struct{})
-		sub, err := b.nc.Subscribe(subject, func(m *nats.Msg) { b.importCore(m, ex) })
+		handle := func(m *nats.Msg) { b.importCore(m, ex) }
+		var sub *nats.Subscription
+		var err error
+		if b.cfg.queue != "" {
+			sub, err = b.nc.QueueSubscribe(subject, b.cfg.queue, handle)
+		} else {
+			sub, err = b.nc.Subscribe(subject, handle)
+		}
 		if err != nil {
 			return fmt.Errorf("natsbridge: subscribe %q: %w", subject, err)
 		}

@@ -48,6 +48,7 @@ type config struct {
 	imports    []string
 	stream     string
 	durable    string
+	queue      string
 	dedupe     int
 	exportOpts []eventbus.SubscribeOption
 	errHandler func(error)
@@ -153,6 +154,34 @@ func WithJetStream(stream, durable string) Option {
 			}
 		}
 		c.stream, c.durable = stream, durable
+		return nil
+	})
+}
+
+// WithQueueGroup makes the bridge's imports a member of the NATS queue
+// group name: it subscribes to its import subjects with nats.go's
+// QueueSubscribe, so the server gives each message on them to one
+// subscriber of the queue group, and of the bridges in the group exactly
+// one imports each event (the others never see it). Bridges without a
+// queue group, or in another one, still import every event. A queue group
+// thus spans the processes whose bridges are in it; inside each process
+// the event then goes to the bus's subscriptions as any imported event
+// does: every subscription without an eventbus.WithQueueGroup, and one
+// member of each local queue group. See the package doc, Queue groups.
+//
+// Exports are unaffected. The bridges of a queue group should import the
+// same patterns (a glob is filtered after the server has chosen the
+// bridge, so a bridge whose patterns miss an event loses it for the
+// group). It needs import patterns and core NATS: with WithJetStream,
+// where a shared durable consumer would be the counterpart, New returns
+// an error wrapping ErrInvalidOption. name is 1–256 bytes without
+// whitespace. Default: none (every bridge imports every event).
+func WithQueueGroup(name string) Option {
+	return optionFunc(func(c *config) error {
+		if name == "" || len(name) > 256 || strings.ContainsAny(name, " \t\r\n\f\v") {
+			return invalid(fmt.Sprintf("WithQueueGroup(%q)", name), "must be 1-256 bytes without whitespace")
+		}
+		c.queue = name
 		return nil
 	})
 }

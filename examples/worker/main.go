@@ -1,122 +1,205 @@
-// Command worker runs a small pool of workers that report their progress on
-// the bus, and a monitor that follows them through the pattern "worker.*".
+// Command worker is a durable worker pool over SQLite: a queue group of
+// workers sharing one durable cursor, so a run killed mid-way (even with
+// kill -9) continues where it stopped when started again.
 //
-//	go run ./examples/worker
+//	go build -o worker ./examples/worker
+//	./worker -db pool.db &   # publishes 200 jobs, works on them (about 2.5s)
+//	sleep 1; kill -9 $!      # mid-run
+//	./worker -db pool.db     # resumes after the cursor
 //
-// Each worker emits worker_spawned, worker_progress and then
-// worker_complete or worker_failed through its own Publisher; the monitor
-// is a supervised Handle subscription that keeps a tally. The program
-// prints what happened and exits 0.
+// (Build it first: kill -9 on "go run" kills the go command and leaves
+// the program running.)
+//
+// The first run publishes the jobs ("jobs.new") into the file once the
+// workers are subscribed; later runs publish none. The workers are Handle
+// subscriptions with Durable and WithQueueGroup: each job goes to one of
+// them, and a resumed run's replay of what was not acknowledged is spread
+// over them like live jobs. Each job takes -delay. A worker reports as it
+// goes through a Publisher of its own, on "worker.*": worker_progress for
+// each step and worker_complete at the end, or worker_failed when a step
+// fails (every tenth job fails its first attempt and succeeds on the retry
+// WithRetry makes). A monitor, a Handle subscription on "worker.*", keeps
+// a tally and prints it at the end.
+//
+// A job is acknowledged when its handler returns, and the cursor is
+// written every 64 acknowledgements or 100ms, so a killed run does again
+// at most the jobs of its last unwritten batch (and those it was working
+// on), and loses none.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"os"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/choiros/eventbus"
+	"github.com/choiros/eventbus/sqlitestore"
 )
 
 func main() {
-	if err := run(context.Background(), os.Stdout, 4, 3); err != nil {
+	db := flag.String("db", "worker.db", "the SQLite file that keeps the jobs and the cursor")
+	jobs := flag.Int("jobs", 200, "jobs the first run publishes")
+	workers := flag.Int("workers", 4, "workers in the pool")
+	delay := flag.Duration("delay", 50*time.Millisecond, "how long a job takes")
+	flag.Parse()
+	if err := run(context.Background(), os.Stdout, *db, *jobs, *workers, *delay); err != nil {
 		log.Fatal(err)
 	}
 }
 
-type task struct {
-	ID    string `json:"id"`
-	Steps int    `json:"steps"`
+type job struct {
+	N int `json:"n"`
 }
 
 type progress struct {
-	Task string `json:"task"`
-	Step int    `json:"step"`
-	Of   int    `json:"of"`
+	Job  int `json:"job"`
+	Step int `json:"step"`
+	Of   int `json:"of"`
 }
 
-// run starts workers that each do tasksPerWorker tasks, and prints the
-// monitor's view of them to w.
-func run(ctx context.Context, w io.Writer, workers, tasksPerWorker int) error {
-	bus, err := eventbus.New()
+// steps is how many progress steps a job reports.
+const steps = 3
+
+// output serialises the lines the workers, the monitor and run write.
+type output struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (o *output) printf(format string, args ...any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	fmt.Fprintf(o.w, format, args...)
+}
+
+// run opens the file, publishes jobs if it has none, and works until every
+// job is acknowledged; then it prints the monitor's tally of this run.
+func run(ctx context.Context, w io.Writer, path string, jobs, workers int, delay time.Duration) error {
+	st, err := sqlitestore.Open(path)
 	if err != nil {
 		return err
 	}
+	defer st.Close()
+	bus, err := eventbus.New(eventbus.WithStore(st), eventbus.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		return err
+	}
+	out := &output{w: w}
+	fresh := bus.LastSeq() == 0
 
-	// The monitor: one handler for everything below "worker".
-	var mu sync.Mutex
-	counts := map[eventbus.EventType]int{}
-	var failures []string
-	_, err = bus.Handle(ctx, "worker.*", func(ctx context.Context, e eventbus.Event) error {
-		mu.Lock()
-		defer mu.Unlock()
-		counts[e.Type]++
-		if e.Type == eventbus.WorkerFailed {
-			var t task
-			if err := e.Decode(&t); err != nil {
-				return err
-			}
-			failures = append(failures, fmt.Sprintf("%s failed %s", e.Source, t.ID))
-		}
+	// The monitor: one handler for everything the workers report.
+	var tallyMu sync.Mutex
+	tally := map[eventbus.EventType]int{}
+	if _, err := bus.Handle(ctx, "worker.*", func(_ context.Context, e eventbus.Event) error {
+		tallyMu.Lock()
+		tally[e.Type]++
+		tallyMu.Unlock()
 		return nil
-	}, eventbus.WithName("monitor"), eventbus.WithOverflow(eventbus.Block))
-	if err != nil {
-		return err
+	}, eventbus.WithName("monitor"), eventbus.WithOverflow(eventbus.Block)); err != nil {
+		return errors.Join(err, bus.Close())
 	}
 
-	var wg sync.WaitGroup
+	var pool []*eventbus.Subscription
 	for i := range workers {
-		wg.Go(func() {
-			name := fmt.Sprintf("worker-%d", i+1)
-			p := bus.Publisher(name)
-			for n := range tasksPerWorker {
-				t := task{ID: fmt.Sprintf("%s/task-%d", name, n+1), Steps: 4}
-				job := p.WithCorrelationID(t.ID)
-				if _, err := job.Emit(ctx, eventbus.WorkerSpawned, "worker.task.spawned", t); err != nil {
-					log.Print(err)
-					return
+		name := fmt.Sprintf("worker-%d", i+1)
+		p := bus.Publisher(name)
+		sub, err := eventbus.HandleFunc(bus, ctx, "jobs.*", func(ctx context.Context, e eventbus.Event, j job) error {
+			rp := p.WithCorrelationID(e.ID.String())
+			for step := 1; step <= steps; step++ {
+				time.Sleep(delay / steps) // the work
+				if j.N%10 == 0 && step == 2 && eventbus.Attempt(ctx) == 1 {
+					_, _ = rp.Emit(ctx, eventbus.WorkerFailed, "worker.failed", j)
+					return fmt.Errorf("job %d: step %d failed", j.N, step) // WithRetry runs it again
 				}
-				for step := 1; step <= t.Steps; step++ {
-					if _, err := job.Emit(ctx, eventbus.WorkerProgress, "worker.task.progress", progress{t.ID, step, t.Steps}); err != nil {
-						log.Print(err)
-						return
-					}
-				}
-				// Every third task of worker-2 fails, to show the path.
-				typ, topic := eventbus.WorkerComplete, "worker.task.complete"
-				if i == 1 && n%3 == 2 {
-					typ, topic = eventbus.WorkerFailed, "worker.task.failed"
-				}
-				if _, err := job.Emit(ctx, typ, topic, t); err != nil {
-					log.Print(err)
-					return
-				}
+				_, _ = rp.Emit(ctx, eventbus.WorkerProgress, "worker.progress", progress{j.N, step, steps})
 			}
-		})
+			_, _ = rp.Emit(ctx, eventbus.WorkerComplete, "worker.complete", j)
+			out.printf("%s did job %d\n", name, j.N)
+			return nil
+		},
+			eventbus.Durable("worker"), eventbus.WithQueueGroup("worker"), eventbus.WithName(name),
+			eventbus.WithRetry(eventbus.Retry{Max: 3, Backoff: 10 * time.Millisecond}),
+			// Durable's CatchUp policy, not Block: the handler publishes,
+			// and under Block the bus could wait for a full mailbox of a
+			// worker whose handler waits for the bus.
+			eventbus.WithBuffer(8))
+		if err != nil {
+			return errors.Join(err, bus.Close())
+		}
+		pool = append(pool, sub)
 	}
-	wg.Wait()
 
-	// Close drains: the monitor handles every event before it returns.
-	if err := bus.Close(); err != nil {
+	if fresh {
+		for n := range jobs {
+			e, err := eventbus.NewEvent(eventbus.WorkerSpawned, "jobs.new", job{n + 1}, "worker")
+			if err != nil {
+				return errors.Join(err, bus.Close())
+			}
+			if err := bus.PublishAsync(ctx, e); err != nil {
+				return errors.Join(err, bus.Close())
+			}
+		}
+		if err := bus.Flush(ctx); err != nil {
+			return errors.Join(err, bus.Close())
+		}
+		out.printf("published %d jobs\n", jobs)
+	}
+	all, last, err := jobsAfter(ctx, bus, 0)
+	if err != nil {
+		return errors.Join(err, bus.Close())
+	}
+	if !fresh {
+		left, _, err := jobsAfter(ctx, bus, pool[0].Stats().Cursor)
+		if err != nil {
+			return errors.Join(err, bus.Close())
+		}
+		out.printf("resuming: %d of %d jobs left\n", left, all)
+	}
+	// The pool is done when its cursor has passed the last job.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for pool[0].Stats().Cursor < last {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), bus.Close())
+		}
+	}
+	if err := bus.Close(); err != nil { // the monitor handles what is left first
 		return err
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	fmt.Fprintf(w, "%d workers ran %d tasks\n", workers, workers*tasksPerWorker)
-	types := make([]string, 0, len(counts))
-	for t := range counts {
+	tallyMu.Lock()
+	defer tallyMu.Unlock()
+	out.printf("done: %d jobs this run, all %d acknowledged\n", tally[eventbus.WorkerComplete], all)
+	types := make([]string, 0, len(tally))
+	for t := range tally {
 		types = append(types, string(t))
 	}
 	sort.Strings(types)
 	for _, t := range types {
-		fmt.Fprintf(w, "  %-16s %d\n", t, counts[eventbus.EventType(t)])
-	}
-	sort.Strings(failures)
-	for _, f := range failures {
-		fmt.Fprintf(w, "  %s\n", f)
+		out.printf("  %-16s %d\n", t, tally[eventbus.EventType(t)])
 	}
 	return nil
+}
+
+// jobsAfter counts the stored jobs after Seq cursor, and returns the Seq of
+// the last job.
+func jobsAfter(ctx context.Context, bus *eventbus.Bus, cursor uint64) (n int, last uint64, err error) {
+	for {
+		page, err := bus.Query(ctx, eventbus.Query{Pattern: "jobs.*", AfterSeq: cursor, Limit: eventbus.MaxQueryLimit})
+		if err != nil || len(page) == 0 {
+			return n, last, err
+		}
+		n += len(page)
+		cursor = page[len(page)-1].Seq
+		last = cursor
+	}
 }
