@@ -163,7 +163,8 @@
 // cursor is the highest Seq below every one not yet acknowledged (and
 // below what the loop has not fanned out, or the resuming member not yet
 // replayed). The acknowledging goroutine writes it every 64
-// acknowledgements or 100ms; Shutdown writes it after the handlers finish.
+// acknowledgements (at most every 10ms) or 100ms; Shutdown writes it after
+// the handlers finish.
 // A durable queue group resumes as a group replay: its members lag
 // together, one catch-up reader gives each stored event they are owed to
 // the member with the most room, and at the rejoin the loop takes them

@@ -32,9 +32,9 @@ type CursorStore interface {
 // Handle acknowledges an event when its handler returns nil or the event
 // has failed its last attempt (see WithRetry); Subscribe's reader calls
 // Subscription.Ack. The cursor is written in batches (every 64
-// acknowledgements, or 100ms after an unwritten one at the next
-// acknowledgement) and when the bus shuts down or the name's last
-// subscription ends.
+// acknowledgements but at most every 10ms, or 100ms after an unwritten
+// one at the next acknowledgement) and when the bus shuts down or the
+// name's last subscription ends.
 //
 // Subscriptions of one process with the same durable name share the
 // cursor, and only the first of them replays. With WithQueueGroup they
@@ -62,9 +62,14 @@ func Durable(name string) SubscribeOption {
 	})
 }
 
-// Cursor batching.
+// Cursor batching: a write every cursorBatch acknowledgements, but not
+// more often than every cursorGap (at thousands of acknowledgements a
+// second, each write would be a transaction competing with the store's
+// appends), or at the first acknowledgement cursorAge after an unwritten
+// one.
 const (
 	cursorBatch = 64
+	cursorGap   = int64(10 * time.Millisecond)
 	cursorAge   = int64(100 * time.Millisecond)
 )
 
@@ -208,7 +213,7 @@ func (d *durable) ack(seq uint64) bool {
 	d.advance()
 	d.unsaved++
 	now := d.b.clock()
-	due := d.cursor > d.saved && (d.unsaved >= cursorBatch || now-d.savedAt >= cursorAge)
+	due := d.cursor > d.saved && (d.unsaved >= cursorBatch && now-d.savedAt >= cursorGap || now-d.savedAt >= cursorAge)
 	d.mu.Unlock()
 	if due {
 		d.flush()

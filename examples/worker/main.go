@@ -22,9 +22,9 @@
 // a tally and prints it at the end.
 //
 // A job is acknowledged when its handler returns, and the cursor is
-// written every 64 acknowledgements or 100ms, so a killed run does again
-// at most the jobs of its last unwritten batch (and those it was working
-// on), and loses none.
+// written every 64 acknowledgements (at most every 10ms) or 100ms, so a
+// killed run does again at most the jobs of its last unwritten batch (and
+// those it was working on), and loses none.
 package main
 
 import (
