@@ -221,6 +221,7 @@
 //	loop        the owner of delivery, and the goroutine that does its work
 //	turn        doing the loop's work: the loop goroutine's, or an acknowledged publisher's
 //	batch       what the loop takes from the intake at once; a run is a stretch of it without control requests
+//	gather      group commit: the loop yielding once before a store transaction that several acknowledged publishers lately shared, so those about to publish again join it
 //	route index the map from topics to subscriptions (internal/route), with its route cache
 //	registry    the live subscriptions and the route index
 //	mailbox     a subscription's bounded queue: the channel C, and behind it a ring fed to C by a pump
@@ -238,7 +239,8 @@
 //	durable     a consumer whose cursor the store keeps (Durable); its subscriptions share it
 //	cursor      the highest Seq up to which a durable consumer has acknowledged all it matches
 //	owed        events a lagging subscription's catch-up reader is to deliver
-//	group replay a resuming durable queue group's catch-up: one reader spreads it over the members
+//	group replay
+//	            a resuming durable queue group's catch-up: one reader spreads it over the members
 //
 // # Costs
 //
@@ -248,7 +250,9 @@
 // pooled waiters. Counters and the per-subscription latency histograms are
 // atomics in fixed arrays. The loop batches: one wake-up, one clock read
 // and one store append per batch of queued events, and one lock of a
-// mailbox per run of events it gets; publishers read no clock (the loop
+// mailbox per run of events it gets (and, with a store other than the
+// memory store, one transaction for the acknowledged publishes that
+// gather brings together); publishers read no clock (the loop
 // stamps ID and Timestamp as it assigns Seq). Reports for the error
 // handler are bounded (1,024 waiting); what is dropped is counted and said
 // ([ErrReportsDropped]). A store that panics costs the events of that
