@@ -101,7 +101,7 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 	if err := s.work.init(&cfg, h != nil); err != nil {
 		return nil, err
 	}
-	s.mb.init(cfg.buffer, h != nil)
+	s.mb.init(cfg.buffer, h != nil, cfg.overflow == Block)
 	if h != nil {
 		s.c = make(chan Event)
 		s.runtimeHst = new(histogram)

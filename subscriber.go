@@ -21,7 +21,11 @@ const (
 	DropNewest
 	// Block makes the bus wait for room, up to WithBlockTimeout (0: no
 	// limit), then drop and count the event. While it waits, every publisher
-	// waits too: use it only for consumers that always keep up.
+	// waits too: use it only for consumers that always keep up. A Block
+	// subscription's C holds its whole bound (up to 1,024 events), made
+	// when it is: the loop hands events straight to C and, when C is full,
+	// waits on C itself, as on a Go channel, where the other policies keep
+	// a few events in C and the rest in a ring behind it.
 	Block
 	// Disconnect ends the subscription with ErrSlowConsumer.
 	Disconnect
@@ -105,10 +109,10 @@ type Subscription struct {
 }
 
 // C returns the mailbox's channel. It holds the first few waiting events
-// (12 at most); the rest of the backlog, up to the subscription's bound,
-// waits behind it and moves in as the reader receives, so a receive that
-// does not wait may find C empty while events still wait behind it
-// (Stats().Pending counts them all). After the subscription ends, C is
+// (12 at most; under Block, the whole bound up to 1,024); the rest of the
+// backlog, up to the subscription's bound, waits behind it and moves in as
+// the reader receives, so a receive that does not wait may find C empty
+// while events still wait behind it (Stats().Pending counts them all). After the subscription ends, C is
 // closed once every waiting event has been received, or once the reader
 // has left one unreceived for 200ms (the rest are then dropped and
 // counted). For a subscription made by Handle, events go to the handler
