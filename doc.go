@@ -74,7 +74,9 @@
 // events sit in the channel [Subscription.C] returns, the rest in a ring
 // behind it that a goroutine of the mailbox moves in as the reader
 // receives (it runs only while a backlog exists). An idle subscription
-// costs a few KiB.
+// costs a few KiB. A [Block] subscription, which the loop waits for
+// anyway, keeps its whole bound (up to 1,024) in the channel instead, made
+// with it, and the loop sends to it as to a plain channel.
 //
 // A publisher that outruns a subscriber is paced, not served by dropping:
 // when a mailbox is full, the loop waits for its reader to make room, up
@@ -224,7 +226,7 @@
 //	gather      group commit: the loop yielding once before a store transaction that several acknowledged publishers lately shared, so those about to publish again join it
 //	route index the map from topics to subscriptions (internal/route), with its route cache
 //	registry    the live subscriptions and the route index
-//	mailbox     a subscription's bounded queue: the channel C, and behind it a ring fed to C by a pump
+//	mailbox     a subscription's bounded queue: the channel C, and behind it a ring fed to C by a pump (Block: C alone, up to 1,024)
 //	pacing      the loop waiting, up to the stall budget, for a full mailbox's reader
 //	slow        a subscription whose reader did not make room within the budget; its policy applies
 //	lagging     a subscription fed from the store by its catch-up reader instead of by the loop
