@@ -456,6 +456,30 @@ func TestSubscriptionEnds(t *testing.T) {
 	})
 }
 
+// TestChannelCapacity: C holds 12 events under the policies that keep the
+// rest in the mailbox's ring, and a Block subscription's whole bound, up
+// to 1,024.
+func TestChannelCapacity(t *testing.T) {
+	b := newBus(t, eventbus.WithStore(eventbus.NewMemoryStore()))
+	tests := []struct {
+		opts []eventbus.SubscribeOption
+		want int
+	}{
+		{nil, 12},
+		{[]eventbus.SubscribeOption{eventbus.WithBuffer(5)}, 5},
+		{[]eventbus.SubscribeOption{eventbus.WithOverflow(eventbus.DropNewest)}, 12},
+		{[]eventbus.SubscribeOption{eventbus.WithOverflow(eventbus.CatchUp)}, 12},
+		{[]eventbus.SubscribeOption{eventbus.WithOverflow(eventbus.Block)}, 1000},
+		{[]eventbus.SubscribeOption{eventbus.WithOverflow(eventbus.Block), eventbus.WithBuffer(50)}, 50},
+		{[]eventbus.SubscribeOption{eventbus.WithOverflow(eventbus.Block), eventbus.WithBuffer(5000)}, 1024},
+	}
+	for i, tt := range tests {
+		sub, err := b.Subscribe(t.Context(), "a", tt.opts...)
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, cap(sub.C()), "case %d", i)
+	}
+}
+
 func TestOverflow(t *testing.T) {
 	ctx := t.Context()
 	publish := func(t *testing.T, b *eventbus.Bus, n int) {
