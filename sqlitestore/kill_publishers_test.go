@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,11 +32,7 @@ const killPublishers = 8
 // what it published (no event stored without the ones acknowledged before
 // it), and with integrity_check ok.
 func TestKilledPublishersLoseNoAcknowledgedEvent(t *testing.T) {
-	if os.Getenv(killPublishersEnv) != "" {
-		t.Skip("inside the child")
-	}
-	path := filepath.Join(t.TempDir(), "killed.db")
-	cmd, lines := startChild(t, "TestKillPublishersChild", killPublishersEnv, path)
+	cmd, lines, path := startChild(t, "TestKillPublishersChild", killPublishersEnv)
 
 	// acked[p] is the highest n publisher p has had acknowledged, plus one.
 	var acked [killPublishers]int
@@ -64,26 +59,14 @@ func TestKilledPublishersLoseNoAcknowledgedEvent(t *testing.T) {
 	st, err := sqlitestore.Open(path)
 	require.NoError(t, err)
 	defer st.Close()
-	var (
-		seen   uint64
-		stored [killPublishers]int // events of each publisher in the file
-	)
-	for {
-		page, err := st.Query(context.Background(), eventbus.Query{AfterSeq: seen, Limit: eventbus.MaxQueryLimit})
-		require.NoError(t, err)
-		if len(page) == 0 {
-			break
-		}
-		for _, e := range page {
-			require.Equal(t, seen+1, e.Seq, "a gap in the stored events")
-			seen = e.Seq
-			var v struct{ P, N int }
-			require.NoError(t, json.Unmarshal(e.Payload, &v))
-			require.Less(t, v.P, killPublishers)
-			require.Equal(t, stored[v.P], v.N, "publisher %d: event %d stored after %d", v.P, v.N, stored[v.P])
-			stored[v.P]++
-		}
-	}
+	var stored [killPublishers]int // events of each publisher in the file
+	eachStored(t, st, func(e eventbus.Event) {
+		var v struct{ P, N int }
+		require.NoError(t, json.Unmarshal(e.Payload, &v))
+		require.Less(t, v.P, killPublishers)
+		require.Equal(t, stored[v.P], v.N, "publisher %d: event %d stored after %d", v.P, v.N, stored[v.P])
+		stored[v.P]++
+	})
 	for p := range acked {
 		assert.GreaterOrEqual(t, stored[p], acked[p], "publisher %d: acknowledged events lost", p)
 		// One publish in flight at most per publisher, stored or not.

@@ -30,11 +30,7 @@ const killBatch = 10
 // kills it with SIGKILL in the middle of its appends, and checks that the
 // file reopens with every acknowledged event and no part of a batch.
 func TestKilledWriterLosesNoAcknowledgedEvent(t *testing.T) {
-	if os.Getenv(killChildEnv) != "" {
-		t.Skip("inside the child")
-	}
-	path := filepath.Join(t.TempDir(), "killed.db")
-	cmd, lines := startChild(t, "TestKillChild", killChildEnv, path)
+	cmd, lines, path := startChild(t, "TestKillChild", killChildEnv)
 
 	// Read acknowledgements until 300 batches are in, then kill the child
 	// while it is appending the next one.
@@ -62,34 +58,48 @@ func TestKilledWriterLosesNoAcknowledgedEvent(t *testing.T) {
 	assert.GreaterOrEqual(t, last, acked, "acknowledged events lost")
 	assert.Zero(t, last%killBatch, "LastSeq %d is inside a batch", last)
 
-	var seen uint64
-	for {
-		page, err := st.Query(context.Background(), eventbus.Query{AfterSeq: seen, Limit: eventbus.MaxQueryLimit})
-		require.NoError(t, err)
-		if len(page) == 0 {
-			break
-		}
-		for _, e := range page {
-			require.Equal(t, seen+1, e.Seq, "a gap in the stored events")
-			require.Equal(t, fmt.Sprintf(`{"seq":%d}`, e.Seq), string(e.Payload))
-			seen = e.Seq
-		}
-	}
+	seen := eachStored(t, st, func(e eventbus.Event) {
+		require.Equal(t, fmt.Sprintf(`{"seq":%d}`, e.Seq), string(e.Payload))
+	})
 	assert.Equal(t, last, seen)
 	requireIntegrity(t, path)
 }
 
-// startChild runs this test binary's test named test in a child process
-// with env set to path, and returns it with a scanner of its stdout.
-func startChild(t *testing.T, test, env, path string) (*exec.Cmd, *bufio.Scanner) {
+// startChild runs this test binary's test named test in a child process,
+// with env set to the path of a new database file, and returns it with a
+// scanner of its stdout and the path. Inside a child (env set), it skips
+// the calling test.
+func startChild(t *testing.T, test, env string) (*exec.Cmd, *bufio.Scanner, string) {
 	t.Helper()
+	if os.Getenv(env) != "" {
+		t.Skip("inside the child")
+	}
+	path := filepath.Join(t.TempDir(), "killed.db")
 	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
 	cmd.Env = append(os.Environ(), env+"="+path)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	return cmd, bufio.NewScanner(out)
+	return cmd, bufio.NewScanner(out), path
+}
+
+// eachStored calls fn with every event in st, in Seq order, checking that
+// the Seqs have no gap, and returns the last Seq.
+func eachStored(t *testing.T, st *sqlitestore.Store, fn func(eventbus.Event)) (last uint64) {
+	t.Helper()
+	for {
+		page, err := st.Query(context.Background(), eventbus.Query{AfterSeq: last, Limit: eventbus.MaxQueryLimit})
+		require.NoError(t, err)
+		if len(page) == 0 {
+			return last
+		}
+		for _, e := range page {
+			require.Equal(t, last+1, e.Seq, "a gap in the stored events")
+			last = e.Seq
+			fn(e)
+		}
+	}
 }
 
 // requireIntegrity opens the file read-only and checks PRAGMA
