@@ -70,6 +70,9 @@ type mailbox struct {
 	roomAt atomic.Int64 // 1 + the pending count a waiting sender waits for; 0 if none
 }
 
+// init makes a mailbox of bound events: a Handle one (no channel), or a
+// Subscribe one whose channel holds outCap of them, or blockOutCap under
+// the Block policy (block).
 func (m *mailbox) init(bound int, handle, block bool) {
 	m.bound = bound
 	m.sealed = make(chan struct{})

@@ -29,8 +29,12 @@ const checkpointGap = 20 * time.Millisecond
 // checkpointLoop is the checkpointer goroutine: after commits (ckWake) it
 // checkpoints, at most once per checkpointGap, until Close.
 func (s *Store) checkpointLoop() {
-	gap := time.NewTimer(0)
-	defer gap.Stop()
+	var gap *time.Timer
+	defer func() {
+		if gap != nil {
+			gap.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-s.stop:
@@ -38,7 +42,11 @@ func (s *Store) checkpointLoop() {
 		case <-s.ckWake:
 		}
 		s.checkpoint()
-		gap.Reset(checkpointGap)
+		if gap == nil {
+			gap = time.NewTimer(checkpointGap)
+		} else {
+			gap.Reset(checkpointGap) // it fired and was received
+		}
 		select {
 		case <-s.stop:
 			return
