@@ -107,6 +107,9 @@ func (t EventType) check() error {
 // rule of Custom's earlier versions (any printable name without spaces).
 func (t EventType) checkCustom() error {
 	name := t.CustomName()
+	if len(name) > 0 && len(name) <= maxCustomName && printableASCII(name) {
+		return nil // the common case, without decoding runes
+	}
 	if strings.TrimSpace(name) == "" {
 		return fmt.Errorf("%w %q: empty custom name", ErrInvalidEventType, clip(string(t)))
 	}
@@ -122,6 +125,17 @@ func (t EventType) checkCustom() error {
 		}
 	}
 	return nil
+}
+
+// printableASCII reports whether s is all printable ASCII other than the
+// space: the bytes checkCustom accepts without looking further.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // MarshalJSON encodes t as a plain JSON string. An invalid type is an error.
