@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,16 +18,54 @@ type item struct {
 	ctl     *control
 }
 
-// waiter is how a synchronous Publish learns its result: the loop sets seq
-// and sends the error. Waiters are pooled per bus (so their channels belong
+// waiter is how a synchronous Publish learns its result. The holder of
+// loop.mu sets seq and err and marks the waiter done (finish); it sends on
+// ch only if the publisher already waits there. So a publisher that took
+// the loop's turn and processed its own event finds its result with no
+// channel operation. Waiters are pooled per bus (so their channels belong
 // to the bus's synctest bubble, if any), and an acknowledged publish
 // allocates nothing; one abandoned by a cancelled ctx is left to the GC.
 type waiter struct {
-	ch  chan error
-	seq uint64
+	seq   uint64
+	err   error
+	state atomic.Uint32 // waiterPending, then waiterWaiting and/or waiterDone
+	ch    chan struct{} // capacity 1: finish's signal to a waiting publisher
 }
 
-func newWaiter() any { return &waiter{ch: make(chan error, 1)} }
+const (
+	waiterPending uint32 = iota // no result; the publisher does not wait on ch
+	waiterWaiting               // the publisher waits on ch
+	waiterDone                  // seq and err are set
+)
+
+func newWaiter() any { return &waiter{ch: make(chan struct{}, 1)} }
+
+// finish gives the publisher its result.
+func (w *waiter) finish(seq uint64, err error) {
+	w.seq, w.err = seq, err
+	if w.state.Swap(waiterDone) == waiterWaiting {
+		w.ch <- struct{}{}
+	}
+}
+
+// wait returns the result once finish has given it, or false if ctx ends
+// first; the waiter must then not be reused (finish may still send).
+func (w *waiter) wait(ctx context.Context) (seq uint64, err error, ok bool) {
+	if w.state.Load() != waiterDone && w.state.CompareAndSwap(waiterPending, waiterWaiting) {
+		select {
+		case <-w.ch:
+		case <-ctx.Done():
+			return 0, nil, false
+		}
+	}
+	return w.seq, w.err, true
+}
+
+// reset makes a finished waiter ready for the pool.
+func (w *waiter) reset() {
+	w.err = nil
+	w.state.Store(waiterPending)
+}
 
 type controlKind uint8
 

@@ -36,6 +36,8 @@ type loop struct {
 	tail      tail
 	toStore   []Event
 	timer     *time.Timer // Block and pacing waits
+	wall      time.Time   // the last wall clock reading (see now)
+	wallAt    int64       // its b.clock()
 	// shared has a bit for each of the last batches with acknowledged
 	// publishers that more than one of them shared, newest lowest (gather).
 	shared uint8
@@ -180,8 +182,8 @@ func (l *loop) accept(items []item) (now int64, perr error) {
 			continue
 		}
 		if accepted == 0 {
-			stamp = time.Now()
-			ms, at = ulid.Timestamp(stamp), int64(stamp.Sub(b.epoch))
+			stamp, at = l.now()
+			ms = ulid.Timestamp(stamp)
 			stamp = stamp.UTC()
 		}
 		accepted++
@@ -218,6 +220,21 @@ func (l *loop) accept(items []item) (now int64, perr error) {
 		now = b.clock()
 	}
 	return now, perr
+}
+
+// now returns the time and b.clock() with one read of the monotonic clock,
+// which costs half of time.Now here: the wall time is the last wall clock
+// reading plus the monotonic time since. The wall clock is read again when
+// that reading is a second old, so a stepped system clock shows in
+// Timestamps within a second.
+func (l *loop) now() (time.Time, int64) {
+	at := l.b.clock()
+	if l.wall.IsZero() || at-l.wallAt >= int64(time.Second) {
+		l.wall = time.Now()
+		l.wallAt = int64(l.wall.Sub(l.b.epoch))
+		return l.wall, l.wallAt
+	}
+	return l.wall.Add(time.Duration(at - l.wallAt)), at
 }
 
 // appendSafely calls the store's Append, turning a panic into an error so
@@ -329,7 +346,7 @@ func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts)
 		if it.persist && perr != nil {
 			l.tail.add(it, false)
 			if it.w != nil {
-				it.w.ch <- perr
+				it.w.finish(0, perr)
 			} else {
 				b.report(&EventError{ID: it.e.ID, Topic: it.e.Topic, Err: perr})
 			}
@@ -339,8 +356,7 @@ func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts)
 		if it.w != nil {
 			// Stats are current when Publish returns.
 			b.addCounts(n)
-			it.w.seq = it.e.Seq
-			it.w.ch <- nil
+			it.w.finish(it.e.Seq, nil)
 		}
 	}
 	l.fanned.Store(l.processed)

@@ -96,21 +96,13 @@ func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, flags
 	if combining {
 		b.combine()
 	}
-	select { // most often the acknowledgement is there already
-	case err := <-w.ch:
-		seq := w.seq
-		b.waiters.Put(w)
-		return seq, err
-	default:
-	}
-	select {
-	case err := <-w.ch:
-		seq := w.seq
-		b.waiters.Put(w)
-		return seq, err
-	case <-ctx.Done():
+	seq, err, ok := w.wait(ctx) // most often the result is there already
+	if !ok {
 		return 0, ctx.Err()
 	}
+	w.reset()
+	b.waiters.Put(w)
+	return seq, err
 }
 
 // applyPublishOptions is apart from publish so that the config escaping
