@@ -129,7 +129,11 @@ func TestDurableKilledConsumerResumes(t *testing.T) {
 
 // TestDurableChild is the consumer TestDurableKilledConsumerResumes kills:
 // a durable pool that prints each event it handles, and stops handling
-// after durableKilledAt of them.
+// after durableKilledAt of them. Each worker takes a millisecond per
+// event, so that the cursor's batch conditions (64 acknowledgements and
+// 10 ms, or 100 ms) are met many times before the kill: unpaced, two
+// workers handle 600 events in a few milliseconds and the kill can come
+// before the first write.
 func TestDurableChild(t *testing.T) {
 	path := os.Getenv(durableChildEnv)
 	if path == "" {
@@ -148,6 +152,7 @@ func TestDurableChild(t *testing.T) {
 		out.Lock()
 		fmt.Fprintf(os.Stdout, "handled %d\n", e.Seq)
 		out.Unlock()
+		time.Sleep(time.Millisecond)
 	})
 	select {}
 }
