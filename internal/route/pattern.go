@@ -30,7 +30,7 @@ type pat[S comparable] struct {
 
 	rsuf string // suf reversed
 	tri  uint32 // residual glob: 3 bytes of its longest literal run (see triOf), or 0
-	slot int    // glob: position in its radix list or the residual list
+	slot int    // glob: position in its radix list or the residual list; exact, below: in Index.filter.keys
 	subs set[S]
 }
 

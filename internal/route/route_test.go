@@ -71,6 +71,7 @@ func TestIndexRoute(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, size := range []int{0, 8} {
 				x := New[int](size)
+				x.filterMin = size / 8 // the filter on (from 1 key) or off
 				for _, s := range tt.subs {
 					require.True(t, x.Add(s.pattern, s.s))
 				}
@@ -320,6 +321,8 @@ func TestIndexModel(t *testing.T) {
 		sm := &indexMachine{x: New[int](size), m: model{}}
 		// 0: every change is logged; 2: some are; 32: as in use.
 		sm.x.eagerMax = rapid.SampledFrom([]int{0, 2, eagerMax}).Draw(t, "eagerMax")
+		// 0: the key filter always on; 4: on and off; as in use: off.
+		sm.x.filterMin = rapid.SampledFrom([]int{0, 4, filterMin}).Draw(t, "filterMin")
 		// Which entries eviction picks is part of the input.
 		sm.x.rand = rapid.Uint64Min(1).Draw(t, "evictSeed")
 		t.Repeat(rapid.StateMachineActions(sm))
