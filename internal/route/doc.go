@@ -18,11 +18,12 @@
 //     of reversed literal suffixes (the text after the last wildcard),
 //     whichever literal is longer; a glob with neither ("*a*", "*.r17.*")
 //     is residual: filed by the first 3 bytes of its longest literal run
-//     (".r1"), which a topic must hold for the glob to be tried (a count of
-//     pieces per hash bucket lets a topic pass over most of its 3-byte
-//     pieces without a map lookup), or, with
-//     no run of 3 bytes ("*a*", "?*"), in a short list every topic is
-//     matched against.
+//     (".r1"), which a topic must hold for the glob to be tried (a set of
+//     the bytes pieces start with and a count of pieces per hash bucket
+//     let a topic pass over most of its 3-byte pieces without a map
+//     lookup, and over all of them if it holds none of those bytes), or,
+//     with no run of 3 bytes ("*a*", "?*"), in a short list every topic
+//     is matched against.
 //
 // The exact and below maps outgrow the processor's caches when they hold
 // many patterns, and a topic routed for the first time, matching none of

@@ -134,20 +134,19 @@ func (x *Index[S]) collect(topic string, h uint64, has byteSet, dst []S) []S {
 	x.prefixes.prefixesOf(topic, false, globs)
 	x.suffixes.prefixesOf(topic, true, globs)
 	globs(&x.residual)
-	if len(x.infix) > 0 {
+	if len(x.infix) > 0 && x.infixN.meets(has) {
 		// Each glob is filed under one piece; a piece the topic holds
 		// twice must not bring its globs twice.
 		var seen [8]*[]*pat[S] // the lists met so far; more past eight
 		var more []*[]*pat[S]
 		nseen := 0
-		key := uint32(0)
-		if len(topic) >= 2 {
-			key = uint32(topic[0])<<8 | uint32(topic[1])
-		}
 	pieces:
-		for i := 2; i < len(topic); i++ {
-			key = (key<<8 | uint32(topic[i])) & 0xFFFFFF // topic[i-2:i+1]
-			if x.infixN[triBucket(key)] == 0 {
+		for i := 0; i+2 < len(topic); i++ {
+			if !x.infixN.starts(topic[i]) {
+				continue
+			}
+			key := triOf(topic[i:])
+			if x.infixN.n[triBucket(key)] == 0 {
 				continue
 			}
 			list := x.infix[key]

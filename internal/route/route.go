@@ -19,10 +19,10 @@ type Index[S comparable] struct {
 	// infix files the other residual globs by a 3-byte piece of their
 	// longest literal run: a topic meets only those whose piece it holds.
 	infix map[uint32]*[]*pat[S]
-	// infixN counts the keys of infix per triBucket, so that a topic's
-	// pieces in no bucket are passed over without a map lookup (nil while
-	// infix has never had a key).
-	infixN *[infixBuckets]uint16
+	// infixN counts the keys of infix, so that most of a topic's pieces
+	// are passed over without a map lookup (nil while infix has never had
+	// a key).
+	infixN *infixCounts
 	// filter holds the keys of exact and below, to pass over them
 	// without a lookup in either map for most topics that match none.
 	filter    keyFilter[S]
@@ -141,9 +141,9 @@ func (x *Index[S]) insert(p *pat[S]) {
 				list = new([]*pat[S])
 				x.infix[p.tri] = list
 				if x.infixN == nil {
-					x.infixN = new([infixBuckets]uint16)
+					x.infixN = new(infixCounts)
 				}
-				x.infixN[triBucket(p.tri)]++
+				x.infixN.inc(p.tri)
 			}
 		case p.residual():
 			list = &x.residual
@@ -196,7 +196,7 @@ func (x *Index[S]) drop(p *pat[S]) {
 				tree.del(key)
 			case p.tri != 0:
 				delete(x.infix, p.tri)
-				x.infixN[triBucket(p.tri)]--
+				x.infixN.dec(p.tri)
 			}
 		}
 	}
