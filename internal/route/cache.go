@@ -48,14 +48,15 @@ const replayMax = 8
 // package doc), and cached if it was routed recently (see admit).
 func (x *Index[S]) Route(topic string) []S {
 	if x.cacheSize == 0 {
-		return x.uncachedRoute(topic)
+		return x.uncachedRoute(topic, 0)
 	}
 	e := x.cache[topic]
 	if e == nil {
-		if !x.admit(topic) {
-			return x.uncachedRoute(topic)
+		h := maphash.String(x.seed, topic)
+		if !x.admit(h) {
+			return x.uncachedRoute(topic, h)
 		}
-		return x.fill(topic)
+		return x.fill(topic, h)
 	}
 	if e.seq != x.seq() {
 		x.replay(e)
@@ -78,8 +79,9 @@ const (
 // doorWays slots chosen by it, where they replace one another in turn, so
 // topics routed in alternation are not kept from the cache by sharing a
 // slot.
-func (x *Index[S]) admit(topic string) bool {
-	h := maphash.String(x.seed, topic) | 1 // 0 marks an empty slot
+// h is the topic's maphash under x.seed.
+func (x *Index[S]) admit(h uint64) bool {
+	h |= 1 // 0 marks an empty slot
 	set := x.door[h%(doorSize/doorWays)*doorWays:][:doorWays]
 	for i, v := range set {
 		if v == h {
@@ -93,14 +95,15 @@ func (x *Index[S]) admit(topic string) bool {
 }
 
 // uncachedRoute returns the route of topic without the cache, in a slice
-// of its own (nil if empty).
-func (x *Index[S]) uncachedRoute(topic string) []S {
-	r := x.Lookup(topic, nil)
+// of its own (nil if empty); h is as for lookup.
+func (x *Index[S]) uncachedRoute(topic string, h uint64) []S {
+	r := x.lookup(topic, h, nil)
 	return r[:len(r):len(r)]
 }
 
-// fill computes, caches and returns the route of a topic not in the cache.
-func (x *Index[S]) fill(topic string) []S {
+// fill computes, caches and returns the route of a topic not in the cache,
+// whose maphash is h.
+func (x *Index[S]) fill(topic string, h uint64) []S {
 	if len(x.cache) >= x.cacheSize {
 		x.evict()
 	}
@@ -112,7 +115,7 @@ func (x *Index[S]) fill(topic string) []S {
 	both := string(b)
 	topic = both[:len(topic)]
 	e := &entry[S]{topic: topic, rev: both[len(topic):], has: bytesOf(topic), seq: x.seq()}
-	e.subs, e.counts = x.resolve(topic, e.has)
+	e.subs, e.counts = x.resolve(topic, h, e.has)
 	e.seen = len(e.subs)
 	x.cache[topic] = e
 	e.slot = len(x.entries)
@@ -164,7 +167,7 @@ func (x *Index[S]) dropCache() {
 func (x *Index[S]) replay(e *entry[S]) (recomputed bool) {
 	recomputed = e.seq < x.logBase || x.seq()-e.seq > replayMax
 	if recomputed {
-		e.subs, e.counts = x.resolve(e.topic, e.has)
+		e.subs, e.counts = x.resolve(e.topic, 0, e.has)
 		e.seen = len(e.subs)
 	} else {
 		log := x.log[e.seq-x.logBase:]

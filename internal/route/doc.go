@@ -18,11 +18,23 @@
 //     of reversed literal suffixes (the text after the last wildcard),
 //     whichever literal is longer; a glob with neither ("*a*", "*.r17.*")
 //     is residual: filed by the first 3 bytes of its longest literal run
-//     (".r1"), which a topic must hold for the glob to be tried (a count of
-//     pieces per hash bucket lets a topic pass over most of its 3-byte
-//     pieces without a map lookup), or, with
-//     no run of 3 bytes ("*a*", "?*"), in a short list every topic is
-//     matched against.
+//     (".r1"), which a topic must hold for the glob to be tried (a set of
+//     the bytes pieces start with and a count of pieces per hash bucket
+//     let a topic pass over most of its 3-byte pieces without a map
+//     lookup, and over all of them if it holds none of those bytes), or,
+//     with no run of 3 bytes ("*a*", "?*"), in a short list every topic
+//     is matched against.
+//
+// The exact and below maps outgrow the processor's caches when they hold
+// many patterns, and a topic routed for the first time, matching none of
+// them, would then wait on memory once for itself and once per parent. So
+// from 1,024 keys a Bloom filter of their hashes (16 bits a key, a key's
+// 2 bits in one word, so it stays in a near cache) is asked first, and
+// turns away all but about 2 % of the keys it lacks; it never turns away
+// one it holds (a removed key leaves its bits set until the filter is
+// rebuilt from the hashes it keeps, when removed and live keys fill it).
+// The topic's hash is computed once, for the filter and the doorkeeper
+// below.
 //
 // Patterns must be valid (the bus validates them): at most 255 bytes, at
 // most 8 stars, non-empty dot-separated segments, valid UTF-8.

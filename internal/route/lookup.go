@@ -1,15 +1,22 @@
 package route
 
-import "slices"
+import (
+	"hash/maphash"
+	"slices"
+)
 
 // Lookup appends to dst the subscribers an event on topic reaches, each
 // once, without using or filling the route cache. It only reads the index:
 // calls of Lookup, Count, Patterns, Subscribers, Subscriptions and
 // ForEachPattern may run at the same time as each other (under a read
 // lock, say), but not with Add, Remove or Route.
-func (x *Index[S]) Lookup(topic string, dst []S) []S {
+func (x *Index[S]) Lookup(topic string, dst []S) []S { return x.lookup(topic, 0, dst) }
+
+// lookup is Lookup, given the maphash of topic under x.seed if the caller
+// has it (0 if not).
+func (x *Index[S]) lookup(topic string, h uint64, dst []S) []S {
 	start := len(dst)
-	dst = x.collect(topic, bytesOf(topic), dst)
+	dst = x.collect(topic, h, bytesOf(topic), dst)
 	if x.multi > 0 && len(dst)-start > 1 {
 		n := len(unique(dst[start:]))
 		clear(dst[start+n:])
@@ -45,9 +52,9 @@ func unique[S comparable](buf []S) []S {
 }
 
 // resolve computes the route of topic as a new slice, with counts if some
-// subscriber has several patterns.
-func (x *Index[S]) resolve(topic string, has byteSet) ([]S, []int32) {
-	buf := x.collect(topic, has, x.scratch[:0])
+// subscriber has several patterns; h is as for lookup.
+func (x *Index[S]) resolve(topic string, h uint64, has byteSet) ([]S, []int32) {
+	buf := x.collect(topic, h, has, x.scratch[:0])
 	defer func() {
 		clear(buf)
 		x.scratch = buf[:0]
@@ -88,10 +95,18 @@ func (x *Index[S]) dedup(buf []S) ([]S, []int32) {
 }
 
 // collect appends to dst the subscribers of every pattern matching topic,
-// a subscriber once per matching pattern.
-func (x *Index[S]) collect(topic string, has byteSet, dst []S) []S {
-	if p := x.pats[topic]; p != nil && p.kind == kindExact {
-		dst = p.subs.appendTo(dst)
+// a subscriber once per matching pattern; h is the maphash of topic, or 0
+// if the caller does not have it. With the filter on, the exact and below
+// maps are looked up only for the keys it may hold.
+func (x *Index[S]) collect(topic string, h uint64, has byteSet, dst []S) []S {
+	filtered := x.filter.on()
+	if filtered && h == 0 {
+		h = maphash.String(x.seed, topic)
+	}
+	if !filtered || x.filter.mayHave(h) {
+		if p := x.pats[topic]; p != nil && p.kind == kindExact {
+			dst = p.subs.appendTo(dst)
+		}
 	}
 	if x.all != nil {
 		dst = x.all.subs.appendTo(dst)
@@ -99,6 +114,10 @@ func (x *Index[S]) collect(topic string, has byteSet, dst []S) []S {
 	if len(x.below) > 0 {
 		for i := 1; i < len(topic); i++ {
 			if topic[i] == '.' {
+				// The filter files "k.*" by "k.".
+				if filtered && !x.filter.mayHave(maphash.String(x.seed, topic[:i+1])) {
+					continue
+				}
 				if p := x.below[topic[:i]]; p != nil {
 					dst = p.subs.appendTo(dst)
 				}
@@ -115,20 +134,19 @@ func (x *Index[S]) collect(topic string, has byteSet, dst []S) []S {
 	x.prefixes.prefixesOf(topic, false, globs)
 	x.suffixes.prefixesOf(topic, true, globs)
 	globs(&x.residual)
-	if len(x.infix) > 0 {
+	if len(x.infix) > 0 && x.infixN.meets(has) {
 		// Each glob is filed under one piece; a piece the topic holds
 		// twice must not bring its globs twice.
 		var seen [8]*[]*pat[S] // the lists met so far; more past eight
 		var more []*[]*pat[S]
 		nseen := 0
-		key := uint32(0)
-		if len(topic) >= 2 {
-			key = uint32(topic[0])<<8 | uint32(topic[1])
-		}
 	pieces:
-		for i := 2; i < len(topic); i++ {
-			key = (key<<8 | uint32(topic[i])) & 0xFFFFFF // topic[i-2:i+1]
-			if x.infixN[triBucket(key)] == 0 {
+		for i := 0; i+2 < len(topic); i++ {
+			if !x.infixN.starts(topic[i]) {
+				continue
+			}
+			key := triOf(topic[i:])
+			if x.infixN.n[triBucket(key)] == 0 {
 				continue
 			}
 			list := x.infix[key]

@@ -30,7 +30,7 @@ type pat[S comparable] struct {
 
 	rsuf string // suf reversed
 	tri  uint32 // residual glob: 3 bytes of its longest literal run (see triOf), or 0
-	slot int    // glob: position in its radix list or the residual list
+	slot int    // glob: position in its radix list or the residual list; exact, below: in Index.filter.keys
 	subs set[S]
 }
 
@@ -120,8 +120,44 @@ func triOf(s string) uint32 {
 	return uint32(s[0])<<16 | uint32(s[1])<<8 | uint32(s[2])
 }
 
-// infixBuckets is the size of Index.infixN, a power of two.
+// infixBuckets is the number of buckets of Index.infixN, a power of two.
 const infixBuckets = 1 << 14
 
 // triBucket is a key's bucket in Index.infixN.
 func triBucket(key uint32) uint32 { return key * 0x9E3779B1 >> (32 - 14) }
+
+// infixCounts counts the keys of Index.infix per triBucket and per first
+// byte, so that a topic passes over its 3-byte pieces that start with a
+// byte no key starts with by testing a bit, those in a bucket with no key
+// by reading a count, and only looks the others up in the map.
+type infixCounts struct {
+	n      [infixBuckets]uint16
+	firstN [256]uint32
+	first  [4]uint64 // the bytes whose firstN is not 0
+}
+
+// inc counts one more key.
+func (c *infixCounts) inc(key uint32) {
+	c.n[triBucket(key)]++
+	b := key >> 16
+	c.firstN[b]++
+	c.first[b/64] |= 1 << (b % 64)
+}
+
+// dec counts one fewer key, counted before.
+func (c *infixCounts) dec(key uint32) {
+	c.n[triBucket(key)]--
+	b := key >> 16
+	if c.firstN[b]--; c.firstN[b] == 0 {
+		c.first[b/64] &^= 1 << (b % 64)
+	}
+}
+
+// starts reports whether some key starts with byte b.
+func (c *infixCounts) starts(b byte) bool { return c.first[b/64]&(1<<(b%64)) != 0 }
+
+// meets reports whether a topic whose bytes are in has may hold a key:
+// whether one of them starts a key (modulo 128, as byteSet).
+func (c *infixCounts) meets(has byteSet) bool {
+	return has[0]&(c.first[0]|c.first[2]) != 0 || has[1]&(c.first[1]|c.first[3]) != 0
+}

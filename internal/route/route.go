@@ -19,10 +19,14 @@ type Index[S comparable] struct {
 	// infix files the other residual globs by a 3-byte piece of their
 	// longest literal run: a topic meets only those whose piece it holds.
 	infix map[uint32]*[]*pat[S]
-	// infixN counts the keys of infix per triBucket, so that a topic's
-	// pieces in no bucket are passed over without a map lookup (nil while
-	// infix has never had a key).
-	infixN *[infixBuckets]uint16
+	// infixN counts the keys of infix, so that most of a topic's pieces
+	// are passed over without a map lookup (nil while infix has never had
+	// a key).
+	infixN *infixCounts
+	// filter holds the keys of exact and below, to pass over them
+	// without a lookup in either map for most topics that match none.
+	filter    keyFilter[S]
+	filterMin int // see filterMin
 	// dropped is the pattern dropped last, reused if it is added again
 	// (a subscriber toggling a pattern).
 	dropped *pat[S]
@@ -59,6 +63,7 @@ func New[S comparable](cacheSize int) *Index[S] {
 		subs:      make(map[S]int32),
 		cacheSize: max(cacheSize, 0),
 		eagerMax:  eagerMax,
+		filterMin: filterMin,
 		rand:      0x9E3779B97F4A7C15,
 		cache:     make(map[string]*entry[S]),
 		door:      new([doorSize]uint64),
@@ -120,10 +125,13 @@ func (x *Index[S]) Remove(pattern string, s S) bool {
 func (x *Index[S]) insert(p *pat[S]) {
 	x.pats[p.src] = p
 	switch p.kind {
+	case kindExact:
+		x.filter.add(p, maphash.String(x.seed, p.src), x.filterMin)
 	case kindAll:
 		x.all = p
 	case kindBelow:
 		x.below[p.pre[:len(p.pre)-1]] = p
+		x.filter.add(p, maphash.String(x.seed, p.pre), x.filterMin)
 	case kindGlob:
 		var list *[]*pat[S]
 		switch {
@@ -133,9 +141,9 @@ func (x *Index[S]) insert(p *pat[S]) {
 				list = new([]*pat[S])
 				x.infix[p.tri] = list
 				if x.infixN == nil {
-					x.infixN = new([infixBuckets]uint16)
+					x.infixN = new(infixCounts)
 				}
-				x.infixN[triBucket(p.tri)]++
+				x.infixN.inc(p.tri)
 			}
 		case p.residual():
 			list = &x.residual
@@ -154,10 +162,13 @@ func (x *Index[S]) drop(p *pat[S]) {
 	delete(x.pats, p.src)
 	x.dropped = p
 	switch p.kind {
+	case kindExact:
+		x.filter.remove(p, x.filterMin)
 	case kindAll:
 		x.all = nil
 	case kindBelow:
 		delete(x.below, p.pre[:len(p.pre)-1])
+		x.filter.remove(p, x.filterMin)
 	case kindGlob:
 		var tree *radix[[]*pat[S]]
 		var key string
@@ -185,7 +196,7 @@ func (x *Index[S]) drop(p *pat[S]) {
 				tree.del(key)
 			case p.tri != 0:
 				delete(x.infix, p.tri)
-				x.infixN[triBucket(p.tri)]--
+				x.infixN.dec(p.tri)
 			}
 		}
 	}

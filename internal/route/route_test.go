@@ -62,6 +62,7 @@ func TestIndexRoute(t *testing.T) {
 		{"prefix and suffix may not overlap", []sub{{"ab*ba", 1}}, "aba", nil},
 		{"residual glob", []sub{{"*b*", 1}, {"?*", 2}, {"*x*", 3}}, "a.b", []int{1, 2}},
 		{"residual glob by a piece of its literal", []sub{{"*ab.*", 1}, {"*xyz*", 2}, {"?b.a*", 3}}, "ab.ab.a", []int{1, 3}},
+		{"a piece starting past ASCII", []sub{{"*é.a*", 1}, {"*xé.*", 2}}, "bé.a", []int{1}},
 		{"a piece the topic holds twice", []sub{{"*ab.*", 1}, {"*b.a*", 1}}, "ab.ab.ab", []int{1}},
 		{"question mark is one rune", []sub{{"room?", 1}, {"room??", 2}}, "roomé", []int{1}},
 		{"subscriber with several matching patterns once", []sub{{"a.b", 1}, {"a.*", 1}, {"*", 1}, {"*b", 1}, {"*b*", 1}}, "a.b", []int{1}},
@@ -71,6 +72,7 @@ func TestIndexRoute(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, size := range []int{0, 8} {
 				x := New[int](size)
+				x.filterMin = size / 8 // the filter on (from 1 key) or off
 				for _, s := range tt.subs {
 					require.True(t, x.Add(s.pattern, s.s))
 				}
@@ -178,7 +180,9 @@ func TestIndexInfixBucketShared(t *testing.T) {
 	require.Equal(t, []int{2}, x.Route("x."+b+".y"))
 	x.Remove("*"+b+"*", 2)
 	require.Empty(t, x.Route("x."+b+".y"))
-	require.Zero(t, x.infixN[triBucket(triOf(b))])
+	require.Zero(t, x.infixN.n[triBucket(triOf(b))])
+	require.Zero(t, x.infixN.firstN[b[0]])
+	require.False(t, x.infixN.starts(b[0]))
 }
 
 func TestRouteCachedAllocs(t *testing.T) {
@@ -320,6 +324,8 @@ func TestIndexModel(t *testing.T) {
 		sm := &indexMachine{x: New[int](size), m: model{}}
 		// 0: every change is logged; 2: some are; 32: as in use.
 		sm.x.eagerMax = rapid.SampledFrom([]int{0, 2, eagerMax}).Draw(t, "eagerMax")
+		// 0: the key filter always on; 4: on and off; as in use: off.
+		sm.x.filterMin = rapid.SampledFrom([]int{0, 4, filterMin}).Draw(t, "filterMin")
 		// Which entries eviction picks is part of the input.
 		sm.x.rand = rapid.Uint64Min(1).Draw(t, "evictSeed")
 		t.Repeat(rapid.StateMachineActions(sm))
