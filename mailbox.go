@@ -447,7 +447,8 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 	}
 }
 
-// envRing is a FIFO of envelopes that grows with what it holds.
+// envRing is a FIFO of envelopes that grows with what it holds. Its
+// buffer's length is a power of two, so positions wrap with a mask.
 type envRing struct {
 	buf        []envelope
 	head, size int
@@ -459,16 +460,16 @@ func (r *envRing) push(e *Event, at int64) {
 	if r.size == len(r.buf) {
 		r.grow()
 	}
-	slot := &r.buf[(r.head+r.size)%len(r.buf)]
+	slot := &r.buf[(r.head+r.size)&(len(r.buf)-1)]
 	slot.e, slot.at = *e, at
 	r.size++
 }
 
 func (r *envRing) grow() {
-	n := max(2*len(r.buf), 16)
+	n := max(2*len(r.buf), 16) // a power of two
 	buf := make([]envelope, n)
 	for i := range r.size {
-		buf[i] = r.buf[(r.head+i)%len(r.buf)]
+		buf[i] = r.buf[(r.head+i)&(len(r.buf)-1)]
 	}
 	r.buf, r.head = buf, 0
 }
@@ -479,7 +480,7 @@ func (r *envRing) front() *envelope { return &r.buf[r.head] }
 // dropFront discards the oldest envelope.
 func (r *envRing) dropFront() {
 	r.buf[r.head] = envelope{}
-	r.head = (r.head + 1) % len(r.buf)
+	r.head = (r.head + 1) & (len(r.buf) - 1)
 	r.size--
 }
 
@@ -488,7 +489,7 @@ func (r *envRing) pushFront(env envelope) {
 	if r.size == len(r.buf) {
 		r.grow()
 	}
-	r.head = (r.head - 1 + len(r.buf)) % len(r.buf)
+	r.head = (r.head - 1) & (len(r.buf) - 1)
 	r.buf[r.head] = env
 	r.size++
 }
@@ -496,7 +497,7 @@ func (r *envRing) pushFront(env envelope) {
 func (r *envRing) pop() envelope {
 	env := r.buf[r.head]
 	r.buf[r.head] = envelope{}
-	r.head = (r.head + 1) % len(r.buf)
+	r.head = (r.head + 1) & (len(r.buf) - 1)
 	r.size--
 	return env
 }
