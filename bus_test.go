@@ -1285,3 +1285,34 @@ func TestEpoch(t *testing.T) {
 	assert.NotEqual(t, b3.Epoch(), b4.Epoch())
 	assert.NotEmpty(t, b4.Epoch())
 }
+
+// TestLatencyCountsEveryDelivery: runs of events that share a batch, and
+// so most often a latency, are counted in the histogram one run at a
+// time; each delivery still counts once, and the sum is that of what was
+// counted.
+func TestLatencyCountsEveryDelivery(t *testing.T) {
+	const n = 3000
+	ctx := t.Context()
+	b := newBus(t, eventbus.WithStore(nil))
+	sub, err := b.Subscribe(ctx, "lat.*", eventbus.WithBuffer(n), eventbus.WithOverflow(eventbus.Block))
+	require.NoError(t, err)
+	for range n {
+		require.NoError(t, b.PublishAsync(ctx, ev("lat.a")))
+	}
+	require.NoError(t, b.Flush(ctx))
+	st := sub.Stats()
+	assert.Equal(t, uint64(n), st.Delivered)
+	h := st.Latency
+	assert.Equal(t, uint64(n), h.Count(), "every delivery counted once")
+	assert.GreaterOrEqual(t, h.Sum, h.Max)
+	assert.LessOrEqual(t, h.Sum, time.Duration(n)*h.Max)
+	// Each counted latency is above its bucket's lower bound, so the sum
+	// is at least the sum of those bounds.
+	var least time.Duration
+	for i, c := range h.Buckets {
+		if i > 0 {
+			least += time.Duration(c) * eventbus.HistogramBound(i-1)
+		}
+	}
+	assert.GreaterOrEqual(t, h.Sum, least)
+}

@@ -36,11 +36,14 @@ func (l *loop) mayWait(s *Subscription) bool {
 // for i in idx, in Seq order) under its overflow policy, counting into its
 // statistics and n; now is b.clock(), refreshed every 16 deliveries
 // (clockAge), so latency is sampled at that grain. The mailbox is locked
-// once for the events that fit, not once per event.
+// once for the events that fit, not once per event, and the statistics
+// are added once per run (and before any wait): a run's events share their
+// batch's acceptance time, so most of them have the latency of the one
+// before and count in one histogram update.
 func (l *loop) deliverRun(s *Subscription, run []item, idx []int32, now *int64, clockAge *int, n *counts) {
 	d, mb := &s.dl, &s.mb
 	locked, startPump := false, false
-	var latencySum int64 // the run's, added to s.latency once
+	var tally runTally
 	defer func() {
 		if locked {
 			mb.mu.Unlock()
@@ -48,9 +51,7 @@ func (l *loop) deliverRun(s *Subscription, run []item, idx []int32, now *int64, 
 		if startPump {
 			s.startPump()
 		}
-		if latencySum > 0 {
-			s.latency.addSum(latencySum)
-		}
+		tally.flush(s)
 	}()
 	for _, i := range idx {
 		it := &run[i]
@@ -88,6 +89,7 @@ func (l *loop) deliverRun(s *Subscription, run []item, idx []int32, now *int64, 
 		} else {
 			mb.mu.Unlock()
 			locked = false
+			tally.flush(s) // overflow may wait: Stats stay current
 			if startPump {
 				s.startPump() // the pump makes the room overflow may wait for
 				startPump = false
@@ -97,12 +99,46 @@ func (l *loop) deliverRun(s *Subscription, run []item, idx []int32, now *int64, 
 			}
 		}
 		d.lastSeq = it.e.Seq
-		s.delivered.Add(1)
 		n.delivered++
+		tally.delivered++
 		if mb.out != nil {
-			latencySum += s.latency.count(*now - it.at)
+			tally.latency(s, *now-it.at)
 		}
 	}
+}
+
+// runTally is what deliverRun has yet to add to a subscription's
+// statistics: deliveries, and the latest latency with how many deliveries
+// in a row had it.
+type runTally struct {
+	delivered uint64
+	lat, latN int64
+	latSum    int64
+}
+
+// latency counts one delivery of latency ns, adding the deliveries before
+// it to s's histogram when theirs differs.
+func (t *runTally) latency(s *Subscription, ns int64) {
+	if t.latN > 0 && ns != t.lat {
+		t.latSum += s.latency.countN(t.lat, t.latN)
+		t.latN = 0
+	}
+	t.lat = ns
+	t.latN++
+}
+
+// flush adds the tally to s's statistics and empties it.
+func (t *runTally) flush(s *Subscription) {
+	if t.delivered > 0 {
+		s.delivered.Add(t.delivered)
+	}
+	if t.latN > 0 {
+		t.latSum += s.latency.countN(t.lat, t.latN)
+	}
+	if t.latSum > 0 {
+		s.latency.addSum(t.latSum)
+	}
+	*t = runTally{}
 }
 
 // skip accounts for an event a lagging subscription does not get from

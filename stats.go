@@ -61,15 +61,18 @@ func (h *histogram) observe(ns int64) {
 
 // count counts ns in the buckets and the maximum, not in the sum, and
 // returns what to add to the sum.
-func (h *histogram) count(ns int64) int64 {
+func (h *histogram) count(ns int64) int64 { return h.countN(ns, 1) }
+
+// countN is count for k observations of ns: it returns k×ns.
+func (h *histogram) countN(ns, k int64) int64 {
 	if ns < 0 {
 		ns = 0
 	}
-	h.buckets[min(bits.Len64(uint64(ns)), histBuckets-1)].Add(1)
+	h.buckets[min(bits.Len64(uint64(ns)), histBuckets-1)].Add(uint64(k))
 	for {
 		m := h.max.Load()
 		if ns <= m || h.max.CompareAndSwap(m, ns) {
-			return ns
+			return ns * k
 		}
 	}
 }
