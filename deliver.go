@@ -35,11 +35,13 @@ func (l *loop) mayWait(s *Subscription) bool {
 // deliverRun hands a subscription the events of a run it gets (run[i]
 // for i in idx, in Seq order) under its overflow policy, counting into its
 // statistics and n; now is b.clock(), refreshed every 16 deliveries
-// (clockAge), so latency is sampled at that grain. The mailbox is locked
-// once for the events that fit, not once per event, and the statistics
-// are added once per run (and before any wait): a run's events share their
-// batch's acceptance time, so most of them have the latency of the one
-// before and count in one histogram update.
+// (clockAge), so latency is sampled at that grain. Events go straight
+// into C while nothing waits behind it and it has room; from the first
+// that does not, the mailbox is locked once for the rest of the run, not
+// once per event. The statistics are added once per run (and before any
+// wait): a run's events share their batch's acceptance time, so most of
+// them have the latency of the one before and count in one histogram
+// update.
 func (l *loop) deliverRun(s *Subscription, run []item, idx []int32, now *int64, clockAge *int, n *counts) {
 	d, mb := &s.dl, &s.mb
 	locked, startPump := false, false
@@ -70,11 +72,16 @@ func (l *loop) deliverRun(s *Subscription, run []item, idx []int32, now *int64, 
 		if *clockAge++; *clockAge == 16 {
 			*now, *clockAge = l.b.clock(), 0
 		}
-		if !locked {
-			mb.mu.Lock()
-			locked = true
+		var ok, start bool
+		if !locked && mb.sendOut(&it.e) {
+			ok = true // no backlog and room in C: no lock (see mailbox.push)
+		} else {
+			if !locked {
+				mb.mu.Lock()
+				locked = true
+			}
+			ok, start = mb.pushLocked(&it.e, it.at)
 		}
-		ok, start := mb.pushLocked(&it.e, it.at)
 		startPump = startPump || start
 		if !ok && d.slow && s.overflow == DropOldest && mb.replaceOldestLocked(&it.e, it.at) {
 			// A slow reader's mailbox stays full: the policy, in place.
