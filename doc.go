@@ -249,10 +249,13 @@
 // Publishing an Event literal allocates nothing on the bus's own path: IDs
 // come from a monotonic ULID source without allocation, payloads are checked
 // by a JSON validator that does not allocate, and acknowledgements use
-// pooled waiters. Counters and the per-subscription latency histograms are
-// atomics in fixed arrays. The loop batches: one wake-up, one clock read
-// and one store append per batch of queued events, and one lock of a
-// mailbox per run of events it gets (and, with a store other than the
+// pooled waiters (a publisher that ran its own batch reads its result
+// with no channel operation). Counters and the per-subscription latency
+// histograms are atomics in fixed arrays, added to once per run of
+// events. The loop batches: one wake-up, one clock read (monotonic; the
+// wall clock is read once a second) and one store append per batch of
+// queued events, and at most one lock of a mailbox per run of events it
+// gets, none while C has room (and, with a store other than the
 // memory store, one transaction for the acknowledged publishes that
 // gather brings together); publishers read no clock (the loop
 // stamps ID and Timestamp as it assigns Seq). Reports for the error
