@@ -268,6 +268,7 @@ func (r *Recorder) expect(ms []Matcher, exact bool) error {
 		}
 		select {
 		case <-arrived:
+		case <-r.done: // the next snapshot sees the end
 		case <-deadline.C:
 			evs, _, _ = r.snapshot(start)
 			if !exact {
