@@ -15,6 +15,12 @@ type entry[S comparable] struct {
 	seen  int
 	topic string
 	has   byteSet
+	// memo is the pattern replay matched against topic last and matched
+	// whether it matches: a pattern toggled over and over is matched once
+	// (patterns never change, and holding memo keeps its address from
+	// being reused).
+	memo    *pat[S]
+	matched bool
 
 	// counts[i] is how many patterns of subs[i] match topic; nil means 1
 	// each.
@@ -173,10 +179,12 @@ func (x *Index[S]) replay(e *entry[S]) (recomputed bool) {
 		log := x.log[e.seq-x.logBase:]
 		for i := range log {
 			c := &log[i]
-			if c.p.kind == kindGlob && e.has.lacks(c.p.need) {
-				continue // the common case, without a call
+			if c.p != e.memo {
+				e.memo = c.p
+				// The common case, a glob lacking a byte, without a call.
+				e.matched = !(c.p.kind == kindGlob && e.has.lacks(c.p.need)) && c.p.matches(e.topic, e.has)
 			}
-			if c.p.matches(e.topic, e.has) {
+			if e.matched {
 				e.add(c.s, c.delta)
 			}
 		}

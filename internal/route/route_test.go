@@ -553,3 +553,43 @@ func TestIndexLoggedThenApplied(t *testing.T) {
 	require.True(t, x.Add("b.*", 0))
 	assert.Equal(t, []int{0}, x.Route("b.b"))
 }
+
+// TestIndexReplayMemo toggles logged patterns over a cached topic, which
+// replays them matching each pattern once (see entry.memo), and then
+// replaces a pattern by another, which must be matched afresh.
+func TestIndexReplayMemo(t *testing.T) {
+	x := New[int](16)
+	x.eagerMax = 0 // every change is logged
+	for range 2 {
+		x.Route("a.b") // the second route caches it
+	}
+	e := x.cache["a.b"]
+	require.NotNil(t, e)
+	m := model{}
+	for i := range 3 * maxLog {
+		p := []string{"*b", "*c", "*", "a.*", "*.*"}[i/7%5]
+		s := i % 3
+		if m[s][p] {
+			require.True(t, x.Remove(p, s))
+			delete(m[s], p)
+		} else {
+			require.True(t, x.Add(p, s))
+			if m[s] == nil {
+				m[s] = map[string]bool{}
+			}
+			m[s][p] = true
+		}
+		require.Equal(t, m.route("a.b"), sorted(x.Route("a.b")), "step %d: %s %d", i, p, s)
+		// Routed after each change, the topic replays it.
+		require.Same(t, x.log[len(x.log)-1].p, e.memo, "step %d: the pattern replayed last", i)
+	}
+	for s, ps := range m {
+		for p := range ps {
+			require.True(t, x.Remove(p, s))
+		}
+	}
+	require.Empty(t, x.Route("a.b"))
+	require.True(t, x.Add("*c", 1))
+	require.True(t, x.Add("*.c", 2))
+	require.Empty(t, x.Route("a.b"), "patterns after the memo's are matched")
+}
