@@ -289,7 +289,7 @@ func (x *Index[S]) touch(p *pat[S], s S, delta int32) {
 	default: // below, or a glob filed by its prefix
 		tree, key = &x.cachePre, p.pre
 	}
-	if tree == nil || tree.count(key, x.eagerMax+1) > x.eagerMax {
+	if tree == nil || tree.count(key) > x.eagerMax {
 		x.logChange(p, s, delta)
 		return
 	}
