@@ -593,3 +593,23 @@ func TestIndexReplayMemo(t *testing.T) {
 	require.True(t, x.Add("*.c", 2))
 	require.Empty(t, x.Route("a.b"), "patterns after the memo's are matched")
 }
+
+// TestEntryToggle checks entry.toggle, add's shortcut, against add.
+func TestEntryToggle(t *testing.T) {
+	e := &entry[int]{subs: []int{1, 2, 3}, seen: 3}
+	assert.False(t, e.toggle(2, -1), "2 is not last")
+	assert.False(t, e.toggle(4, 1), "4 did not leave last")
+	require.True(t, e.toggle(3, -1))
+	assert.Equal(t, []int{1, 2}, e.subs)
+	assert.Equal(t, 3, e.seen, "3 stays past the route")
+	assert.False(t, e.toggle(2, -1), "a second shortening would hide 2 in the spare room")
+	assert.False(t, e.toggle(4, 1), "4 is not the one that left")
+	require.True(t, e.toggle(3, 1))
+	assert.Equal(t, []int{1, 2, 3}, e.subs)
+	e.add(1, 1) // 1 has two patterns now
+	assert.False(t, e.toggle(3, -1), "with counts, add decides")
+	e.add(3, -1)
+	e.add(1, -1)
+	e.add(1, -1)
+	assert.Equal(t, []int{2}, e.subs)
+}
