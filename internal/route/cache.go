@@ -15,6 +15,12 @@ type entry[S comparable] struct {
 	seen  int
 	topic string
 	has   byteSet
+	// memo is the pattern replay matched against topic last and matched
+	// whether it matches: a pattern toggled over and over is matched once
+	// (patterns never change, and holding memo keeps its address from
+	// being reused).
+	memo    *pat[S]
+	matched bool
 
 	// counts[i] is how many patterns of subs[i] match topic; nil means 1
 	// each.
@@ -173,16 +179,46 @@ func (x *Index[S]) replay(e *entry[S]) (recomputed bool) {
 		log := x.log[e.seq-x.logBase:]
 		for i := range log {
 			c := &log[i]
-			if c.p.kind == kindGlob && e.has.lacks(c.p.need) {
-				continue // the common case, without a call
+			if c.p != e.memo {
+				e.match(c.p)
 			}
-			if c.p.matches(e.topic, e.has) {
+			if e.matched && !e.toggle(c.s, c.delta) {
 				e.add(c.s, c.delta)
 			}
 		}
 	}
 	e.seq = x.seq()
 	return recomputed
+}
+
+// match matches p against the entry's topic, remembering p and the answer
+// in memo and matched.
+func (e *entry[S]) match(p *pat[S]) {
+	e.memo = p
+	// The common case, a glob lacking a byte, without a call.
+	e.matched = !(p.kind == kindGlob && e.has.lacks(p.need)) && p.matches(e.topic, e.has)
+}
+
+// toggle does what add does in the two cases of a subscriber toggling a
+// pattern, without searching subs, and reports whether it did: s leaving
+// the end of the route, or joining it again where it left. (When the
+// route is shorter than seen, the element past its end is the subscriber
+// that left it last, so it is not in the route.)
+func (e *entry[S]) toggle(s S, delta int32) bool {
+	n := len(e.subs)
+	if e.counts != nil {
+		return false
+	}
+	if delta > 0 {
+		if n < e.seen && e.subs[:n+1][n] == s {
+			e.subs = e.subs[:n+1]
+			return true
+		}
+	} else if n > 0 && n == e.seen && e.subs[n-1] == s {
+		e.subs = e.subs[:n-1]
+		return true
+	}
+	return false
 }
 
 // add records that one more (delta 1) or one fewer (delta -1) pattern of s
@@ -281,7 +317,7 @@ func (x *Index[S]) touch(p *pat[S], s S, delta int32) {
 	default: // below, or a glob filed by its prefix
 		tree, key = &x.cachePre, p.pre
 	}
-	if tree == nil || tree.count(key, x.eagerMax+1) > x.eagerMax {
+	if tree == nil || tree.count(key) > x.eagerMax {
 		x.logChange(p, s, delta)
 		return
 	}

@@ -53,7 +53,9 @@
 // the cached topics, if there are at most 32 of them. "*", residual globs
 // and patterns whose literal more cached topics share go instead to a
 // short change log (64 changes) that a cached topic replays, matching only
-// those patterns, the next time it is routed; a topic more than 8 changes
+// those patterns, the next time it is routed (each entry remembers the
+// pattern it matched last and the answer, so a pattern added and removed
+// again and again is matched once per topic); a topic more than 8 changes
 // behind is recomputed. So a change costs the same whatever the number of
 // subscriptions, and the work of updating routes follows the topics that
 // are routed, not the size of the cache. Each entry counts how many of a

@@ -17,6 +17,7 @@ type rnode[V any] struct {
 	parent *rnode[V] // nil for the root
 	val    V
 	set    bool
+	keys   int // keys in its subtree, its own included
 }
 
 // edge is a child and the first byte of its label, kept beside the
@@ -68,18 +69,22 @@ func (r *radix[V]) node(key string) *rnode[V] {
 	n := &r.root
 	for {
 		if key == "" {
-			n.set = true
+			if !n.set {
+				n.set = true
+				n.counted(1)
+			}
 			return n
 		}
 		i, c := n.child(key[0])
 		if c == nil {
 			c = &rnode[V]{label: key, set: true, parent: n}
 			n.kids = slices.Insert(n.kids, i, edge[V]{key[0], c})
+			c.counted(1)
 			return c
 		}
 		l := commonPrefix(c.label, key)
 		if l < len(c.label) {
-			mid := &rnode[V]{label: c.label[:l], kids: []edge[V]{{c.label[l], c}}, parent: n}
+			mid := &rnode[V]{label: c.label[:l], kids: []edge[V]{{c.label[l], c}}, parent: n, keys: c.keys}
 			c.label, c.parent = c.label[l:], mid
 			n.kids[i].n = mid
 			c = mid
@@ -126,6 +131,7 @@ func (r *radix[V]) exact(key string) *rnode[V] {
 func (r *radix[V]) delNode(n *rnode[V]) {
 	var zero V
 	n.set, n.val = false, zero
+	n.counted(-1)
 	for n != &r.root && !n.set && len(n.kids) < 2 {
 		p := n.parent
 		i, _ := p.child(n.label[0])
@@ -206,27 +212,20 @@ func (r *radix[V]) find(p string) *rnode[V] {
 	return n
 }
 
-// count returns the number of keys that start with p, or limit if there
-// are more. It costs O(len(p)+limit) steps.
-func (r *radix[V]) count(p string, limit int) int {
-	n := r.find(p)
-	if n == nil {
-		return 0
+// count returns the number of keys that start with p. It costs
+// O(len(p)) steps.
+func (r *radix[V]) count(p string) int {
+	if n := r.find(p); n != nil {
+		return n.keys
 	}
-	k := 0
-	n.countTo(&k, limit)
-	return k
+	return 0
 }
 
-func (n *rnode[V]) countTo(k *int, limit int) {
-	if *k >= limit {
-		return
-	}
-	if n.set {
-		*k++
-	}
-	for _, c := range n.kids {
-		c.n.countTo(k, limit)
+// counted adds d to the key counts of n and of the nodes above it, one
+// step per node: a tree's depth is at most the length of its longest key.
+func (n *rnode[V]) counted(d int) {
+	for ; n != nil; n = n.parent {
+		n.keys += d
 	}
 }
 

@@ -161,6 +161,11 @@ func (x *Index[S]) insert(p *pat[S]) {
 func (x *Index[S]) drop(p *pat[S]) {
 	delete(x.pats, p.src)
 	x.dropped = p
+	if cap(p.subs.list) > setIndexAt {
+		// The change log and cache entries (see entry.memo) may keep p
+		// for a while: not its room for many subscribers.
+		p.subs = set[S]{}
+	}
 	switch p.kind {
 	case kindExact:
 		x.filter.remove(p, x.filterMin)
