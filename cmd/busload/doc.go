@@ -27,7 +27,9 @@
 //	-json            print the final report as one JSON object
 //	-cpuprofile F    write a CPU profile to F
 //	-mode M          load (the default, described first below), scale, firehose or sleeper
-//	-churn N|max     scale: subscribe+close pairs per second while publish latency is measured (default 0)
+//	-churn N|max     scale: churn pairs per second while publish latency is measured (default 0)
+//	-churn-by B      scale: a churn pair is a Subscribe and Close (subscription, the default) or an
+//	                 Add and Remove of a pattern on one subscription (pattern)
 //	-events N        scale: publishes of each kind per latency measurement, at -rate (default 10000);
 //	                 firehose: events (default 1000000); sleeper: events (default 50000)
 //	-sleep D         sleeper: how long the slow subscriber sleeps per event (default 1ms)
@@ -112,7 +114,9 @@
 // HeapInuse and StackInuse, and goroutines, per subscription); times the
 // same publishes again while a goroutine subscribes and closes a fresh
 // mixed-shape pattern -churn times per second (or as fast as it can with
-// -churn max); and finally closes the subscriptions, timing each Close
+// -churn max), or, with -churn-by pattern, adds such a pattern to one
+// subscription of its own and removes it again (a client changing its
+// filter); and finally closes the subscriptions, timing each Close
 // (average, and the first 1,000, made while all the others are present).
 // The report gives p50/p99/max/mean of each publish kind with and without
 // the subscriptions and their ratios, and the churn achieved. Progress

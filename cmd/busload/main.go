@@ -38,10 +38,14 @@ type config struct {
 	Baseline    bool                // then run the same load through plain channels
 
 	// The other modes (see doc.go): scale, firehose and sleeper.
-	Mode   string        // load (the default), scale, firehose or sleeper
-	Churn  int           // scale: subscribe+close pairs per second while measuring; churnMax: as fast as possible
-	Events int           // scale: publishes per measurement; firehose, sleeper: events published
-	Sleep  time.Duration // sleeper: how long the sleeper sleeps per event
+	Mode  string // load (the default), scale, firehose or sleeper
+	Churn int    // scale: churn pairs per second while measuring; churnMax: as fast as possible
+	// ChurnBy is what a churn pair is: churnSubscribe (Subscribe and
+	// Close of a subscription) or churnPattern (Add and Remove of a
+	// pattern on one subscription).
+	ChurnBy string
+	Events  int           // scale: publishes per measurement; firehose, sleeper: events published
+	Sleep   time.Duration // sleeper: how long the sleeper sleeps per event
 	// Set holds the flags given on the command line, so that a mode can
 	// keep the bus's own defaults for the others (-buffer, -store,
 	// -overflow, -subs).
@@ -50,6 +54,12 @@ type config struct {
 
 // churnMax is Churn for "-churn max".
 const churnMax = -1
+
+// The values of -churn-by.
+const (
+	churnSubscribe = "subscription"
+	churnPattern   = "pattern"
+)
 
 // modes lists the values of -mode.
 var modes = []string{"load", "scale", "firehose", "sleeper"}
@@ -71,6 +81,7 @@ func defaultConfig() config {
 		HeapAt:      10 * time.Second,
 		DrainWithin: 30 * time.Second,
 		Mode:        "load",
+		ChurnBy:     churnSubscribe,
 		Sleep:       time.Millisecond,
 		Set:         map[string]bool{},
 	}
@@ -112,7 +123,8 @@ func parseFlags(args []string, stderr io.Writer) (config, options, error) {
 	fs.BoolVar(&opt.json, "json", false, "print the final report as one JSON object")
 	fs.StringVar(&opt.cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
 	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "load, scale, firehose or sleeper")
-	churn := fs.String("churn", "0", "scale: subscribe+close pairs per second while publish latency is measured, or max")
+	churn := fs.String("churn", "0", "scale: churn pairs per second while publish latency is measured, or max")
+	fs.StringVar(&cfg.ChurnBy, "churn-by", cfg.ChurnBy, "scale: what a churn pair is: subscription (Subscribe and Close) or pattern (Add and Remove on one subscription)")
 	fs.IntVar(&cfg.Events, "events", 0, "scale: publishes of each kind per latency measurement, paced by -rate (default 10000); firehose: events (default 1000000); sleeper: events (default 50000)")
 	fs.DurationVar(&cfg.Sleep, "sleep", cfg.Sleep, "sleeper: how long the slow subscriber sleeps per event")
 	if err := fs.Parse(args); err != nil {
@@ -167,6 +179,8 @@ func (c config) check() error {
 		return errors.New("busload: -sleep must not be negative")
 	case c.Churn < churnMax:
 		return errors.New("busload: -churn must be at least 0")
+	case c.ChurnBy != churnSubscribe && c.ChurnBy != churnPattern:
+		return fmt.Errorf("busload: -churn-by %q: want %s or %s", c.ChurnBy, churnSubscribe, churnPattern)
 	}
 	switch {
 	case c.Rate < 0:

@@ -37,12 +37,14 @@ func TestScale(t *testing.T) {
 	tests := []struct {
 		name  string
 		churn int
-		rate  int // publishes per second while measuring
+		by    string // -churn-by
+		rate  int    // publishes per second while measuring
 	}{
-		{name: "no churn", churn: 0, rate: 10000},
-		{name: "paced churn", churn: 2000, rate: 10000},
-		{name: "churn max", churn: churnMax, rate: 10000},
-		{name: "back to back", churn: churnMax, rate: 0},
+		{name: "no churn", churn: 0, by: churnSubscribe, rate: 10000},
+		{name: "paced churn", churn: 2000, by: churnSubscribe, rate: 10000},
+		{name: "churn max", churn: churnMax, by: churnSubscribe, rate: 10000},
+		{name: "back to back", churn: churnMax, by: churnSubscribe, rate: 0},
+		{name: "pattern churn max", churn: churnMax, by: churnPattern, rate: 10000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,6 +52,7 @@ func TestScale(t *testing.T) {
 			cfg.Subs = 400
 			cfg.Events = 300
 			cfg.Churn = tt.churn
+			cfg.ChurnBy = tt.by
 			cfg.Rate = tt.rate
 			rep, err := runScale(t.Context(), cfg, io.Discard)
 			require.NoError(t, err)
@@ -80,10 +83,14 @@ func TestScale(t *testing.T) {
 			default:
 				assert.LessOrEqual(t, rep.ChurnRate, float64(tt.churn), "pacing never runs ahead")
 			}
+			assert.Equal(t, tt.by, rep.ChurnBy)
 			var text bytes.Buffer
 			rep.writeText(&text)
 			for _, want := range []string{"busload scale: 400 idle subscriptions", "subscribe     400 in", "unsubscribe", "memory", "publish, none", "publish, subs", "subs/none", "churn"} {
 				assert.Contains(t, text.String(), want)
+			}
+			if tt.by == churnPattern {
+				assert.Contains(t, text.String(), "add+remove (one subscription) pairs")
 			}
 		})
 	}
@@ -198,9 +205,17 @@ func TestParseFlagsModes(t *testing.T) {
 			},
 		},
 		{
-			name:  "paced churn",
-			args:  []string{"-mode", "scale", "-churn", "250"},
-			check: func(t *testing.T, c config) { assert.Equal(t, 250, c.Churn) },
+			name: "paced churn",
+			args: []string{"-mode", "scale", "-churn", "250"},
+			check: func(t *testing.T, c config) {
+				assert.Equal(t, 250, c.Churn)
+				assert.Equal(t, churnSubscribe, c.ChurnBy)
+			},
+		},
+		{
+			name:  "churn by pattern",
+			args:  []string{"-mode", "scale", "-churn", "max", "-churn-by", "pattern"},
+			check: func(t *testing.T, c config) { assert.Equal(t, churnPattern, c.ChurnBy) },
 		},
 		{
 			name: "sleeper",
@@ -214,6 +229,7 @@ func TestParseFlagsModes(t *testing.T) {
 		{name: "unknown mode", args: []string{"-mode", "burst"}, wantErr: "unknown -mode"},
 		{name: "bad churn", args: []string{"-churn", "lots"}, wantErr: "-churn"},
 		{name: "negative churn", args: []string{"-churn", "-5"}, wantErr: "-churn"},
+		{name: "bad churn-by", args: []string{"-churn-by", "topic"}, wantErr: "-churn-by"},
 		{name: "negative events", args: []string{"-events", "-1"}, wantErr: "-events"},
 		{name: "negative sleep", args: []string{"-sleep", "-1ms"}, wantErr: "-sleep"},
 	}

@@ -23,13 +23,14 @@ const (
 // ScaleReport is the outcome of -mode scale. Durations are in nanoseconds
 // in JSON.
 type ScaleReport struct {
-	Mode   string `json:"mode"` // "scale"
-	Subs   int    `json:"subs"`
-	Churn  string `json:"churn"`  // pairs per second, "max" or "0"
-	Events int    `json:"events"` // publishes of each kind per latency measurement
-	Rate   int    `json:"rate"`   // publishes per second while measuring (0: back to back)
-	Store  string `json:"store"`
-	Buffer int    `json:"buffer"` // mailbox bound of the idle subscriptions (0: the bus default)
+	Mode    string `json:"mode"` // "scale"
+	Subs    int    `json:"subs"`
+	Churn   string `json:"churn"`    // pairs per second, "max" or "0"
+	ChurnBy string `json:"churn_by"` // "subscription" (Subscribe+Close pairs) or "pattern" (Add+Remove pairs on one subscription)
+	Events  int    `json:"events"`   // publishes of each kind per latency measurement
+	Rate    int    `json:"rate"`     // publishes per second while measuring (0: back to back)
+	Store   string `json:"store"`
+	Buffer  int    `json:"buffer"` // mailbox bound of the idle subscriptions (0: the bus default)
 
 	// Creating the Subs idle subscriptions, one Subscribe at a time.
 	Create         time.Duration `json:"create_ns"`
@@ -54,7 +55,7 @@ type ScaleReport struct {
 	FirstSeenRatio LatencyRatio `json:"first_seen_ratio"`
 	RepeatedRatio  LatencyRatio `json:"repeated_ratio"`
 
-	// Churn while WithSubs was measured: subscribe+close pairs made, their
+	// Churn while WithSubs was measured: pairs made (see ChurnBy), their
 	// rate and their average cost.
 	ChurnPairs uint64        `json:"churn_pairs"`
 	ChurnRate  float64       `json:"churn_per_sec"`
@@ -130,7 +131,7 @@ func runScale(ctx context.Context, cfg config, w io.Writer) (_ *ScaleReport, err
 	if events == 0 {
 		events = scaleEvents
 	}
-	rep := &ScaleReport{Mode: "scale", Subs: n, Events: events, Rate: cfg.Rate, Store: cfg.Store, Churn: strconv.Itoa(cfg.Churn)}
+	rep := &ScaleReport{Mode: "scale", Subs: n, Events: events, Rate: cfg.Rate, Store: cfg.Store, Churn: strconv.Itoa(cfg.Churn), ChurnBy: cfg.ChurnBy}
 	if cfg.Churn == churnMax {
 		rep.Churn = "max"
 	}
@@ -196,7 +197,10 @@ func runScale(ctx context.Context, cfg config, w io.Writer) (_ *ScaleReport, err
 	rep.GoroutinesPerSub = float64(g1-g0) / float64(n)
 
 	// Publish latency with them present, and churn beside it.
-	stopChurn := startChurn(bus, &clk, cfg.Churn, n)
+	stopChurn, err := startChurn(bus, &clk, cfg.Churn, cfg.ChurnBy, n)
+	if err != nil {
+		return nil, err
+	}
 	rep.WithSubs, err = publishLatency(ctx, bus, &clk, events, cfg.Rate, 1)
 	pairs, spent, elapsed, churnErr := stopChurn()
 	if err != nil {
@@ -331,12 +335,22 @@ func publishLatency(ctx context.Context, bus *eventbus.Bus, clk *clock, events, 
 }
 
 // startChurn starts a goroutine that subscribes a fresh pattern of mixed
-// shape and closes it again, rate pairs per second (churnMax: as fast as it
-// can; 0: none). stop ends it and returns the pairs made, the time spent in
-// them, how long it ran, and the error that stopped it early, if any.
-func startChurn(bus *eventbus.Bus, clk *clock, rate, first int) (stop func() (pairs uint64, spent, elapsed time.Duration, err error)) {
+// shape and closes it again (by churnSubscribe), or adds it to one
+// subscription of its own and removes it again (by churnPattern), rate
+// pairs per second (churnMax: as fast as it can; 0: none). stop ends it
+// (closing that subscription) and returns the pairs made, the time spent
+// in them, how long it ran, and the error that stopped it early, if any.
+func startChurn(bus *eventbus.Bus, clk *clock, rate int, by string, first int) (stop func() (pairs uint64, spent, elapsed time.Duration, err error), err error) {
 	if rate == 0 {
-		return func() (uint64, time.Duration, time.Duration, error) { return 0, 0, 0, nil }
+		return func() (uint64, time.Duration, time.Duration, error) { return 0, 0, 0, nil }, nil
+	}
+	// With -churn-by pattern, one subscription (matching no published
+	// topic) adds and removes the patterns.
+	var client *eventbus.Subscription
+	if by == churnPattern {
+		if client, err = bus.Subscribe(context.Background(), "busload.churn"); err != nil {
+			return nil, fmt.Errorf("busload: churn: %w", err)
+		}
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -347,9 +361,17 @@ func startChurn(bus *eventbus.Bus, clk *clock, rate, first int) (stop func() (pa
 	wg.Go(func() {
 		pair := func() bool {
 			t0 := clk.now()
-			s, err := bus.Subscribe(context.Background(), mixedPattern(first+int(pairs.Load())))
-			if err == nil {
-				err = s.Close()
+			p := mixedPattern(first + int(pairs.Load()))
+			var err error
+			if client != nil {
+				if err = client.Add(p); err == nil {
+					err = client.Remove(p)
+				}
+			} else {
+				var s *eventbus.Subscription
+				if s, err = bus.Subscribe(context.Background(), p); err == nil {
+					err = s.Close()
+				}
 			}
 			if err != nil {
 				failed = err
@@ -389,8 +411,13 @@ func startChurn(bus *eventbus.Bus, clk *clock, rate, first int) (stop func() (pa
 	return func() (uint64, time.Duration, time.Duration, error) {
 		close(done)
 		wg.Wait()
+		if client != nil {
+			if err := client.Close(); err != nil && failed == nil {
+				failed = err
+			}
+		}
 		return pairs.Load(), time.Duration(spent), time.Duration(clk.now() - start), failed
-	}
+	}, nil
 }
 
 // writeText prints the scale report for people.
@@ -423,7 +450,11 @@ func (r *ScaleReport) writeText(w io.Writer) {
 	pl("publish, subs", r.WithSubs)
 	fmt.Fprintf(w, "subs/none     first-seen p50 %.2fx p99 %.2fx mean %.2fx; repeated p50 %.2fx p99 %.2fx mean %.2fx\n",
 		r.FirstSeenRatio.P50, r.FirstSeenRatio.P99, r.FirstSeenRatio.Mean, r.RepeatedRatio.P50, r.RepeatedRatio.P99, r.RepeatedRatio.Mean)
-	fmt.Fprintf(w, "churn         %d subscribe+close pairs while measuring, %.0f/s, avg %v per pair\n", r.ChurnPairs, r.ChurnRate, sig3(r.ChurnAvg))
+	what := "subscribe+close"
+	if r.ChurnBy == churnPattern {
+		what = "add+remove (one subscription)"
+	}
+	fmt.Fprintf(w, "churn         %d %s pairs while measuring, %.0f/s, avg %v per pair\n", r.ChurnPairs, what, r.ChurnRate, sig3(r.ChurnAvg))
 }
 
 // sig3 rounds d to three significant digits, for reading.
