@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -177,9 +178,16 @@ func (b *Bus) subscribe(ctx context.Context, pat string, opts []SubscribeOption,
 	return s, nil
 }
 
-// changePatterns adds or removes one pattern of s.
+// changePatterns adds or removes one pattern of s. It yields the processor
+// after releasing the registry: a client adding and removing a pattern in
+// a loop would otherwise take the lock back before the loop, waiting to
+// route, could (sync.Mutex lets the releaser barge), and publishing
+// stalled for up to 25 ms (busload -mode scale -churn max -churn-by
+// pattern: mean publish latency 32–47× that with no churn; with the
+// yield, 1.8–2.8×).
 func (b *Bus) changePatterns(s *Subscription, pat string, add bool) error {
 	b.reg.mu.Lock()
+	defer runtime.Gosched()
 	defer b.reg.mu.Unlock()
 	if _, ok := b.reg.subs[s]; !ok {
 		return ErrClosed
