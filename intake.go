@@ -48,17 +48,18 @@ func (w *waiter) finish(seq uint64, err error) {
 	}
 }
 
-// wait returns the result once finish has given it, or false if ctx ends
-// first; the waiter must then not be reused (finish may still send).
-func (w *waiter) wait(ctx context.Context) (seq uint64, err error, ok bool) {
+// wait waits until finish has given the result (then seq and err hold
+// it) and reports true, or reports false if ctx ends first; the waiter
+// must then not be reused (finish may still send).
+func (w *waiter) wait(ctx context.Context) bool {
 	if w.state.Load() != waiterDone && w.state.CompareAndSwap(waiterPending, waiterWaiting) {
 		select {
 		case <-w.ch:
 		case <-ctx.Done():
-			return 0, nil, false
+			return false
 		}
 	}
-	return w.seq, w.err, true
+	return true
 }
 
 // reset makes a finished waiter ready for the pool.

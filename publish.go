@@ -96,10 +96,10 @@ func (b *Bus) publish(ctx context.Context, e *Event, opts []PublishOption, flags
 	if combining {
 		b.combine()
 	}
-	seq, err, ok := w.wait(ctx) // most often the result is there already
-	if !ok {
+	if !w.wait(ctx) { // most often the result is there already
 		return 0, ctx.Err()
 	}
+	seq, err := w.seq, w.err
 	w.reset()
 	b.waiters.Put(w)
 	return seq, err
