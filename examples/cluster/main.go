@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"os/signal"
 	"slices"
@@ -122,24 +123,16 @@ func work(ctx context.Context, p *eventbus.Publisher, id string, fail bool) erro
 	return nil
 }
 
-// syncWriter serialises writes from several goroutines.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) printf(format string, args ...any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	fmt.Fprintf(s.w, format, args...)
-}
+// newOutput returns the writer for lines printed from several goroutines:
+// a log.Logger with no prefix or flags writes each line whole.
+func newOutput(w io.Writer) *log.Logger { return log.New(w, "", 0) }
 
 // run is the in-process demonstration: an embedded NATS server, buses alpha
 // and beta bridged through it, workers publishing on alpha and a monitor on
 // beta. It returns once beta has every worker event, or with an error when
 // ctx ends first.
 func run(ctx context.Context, w io.Writer, workers int) (err error) {
-	out := &syncWriter{w: w}
+	out := newOutput(w)
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	if err != nil {
 		return err
@@ -152,7 +145,7 @@ func run(ctx context.Context, w io.Writer, workers int) (err error) {
 	if !srv.ReadyForConnections(5 * time.Second) {
 		return errors.New("nats-server did not start")
 	}
-	out.printf("nats-server listening at %s\n", srv.ClientURL())
+	out.Printf("nats-server listening at %s\n", srv.ClientURL())
 
 	alpha, err := startNode("alpha", srv.ClientURL())
 	if err != nil {
@@ -164,7 +157,7 @@ func run(ctx context.Context, w io.Writer, workers int) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, beta.close()) }()
-	out.printf("buses alpha and beta bridged on worker.* (origins %s, %s)\n", alpha.br.Origin(), beta.br.Origin())
+	out.Printf("buses alpha and beta bridged on worker.* (origins %s, %s)\n", alpha.br.Origin(), beta.br.Origin())
 
 	// The monitor on beta: prints each worker event and counts it by type.
 	want := 3 * workers
@@ -173,7 +166,7 @@ func run(ctx context.Context, w io.Writer, workers int) (err error) {
 	got := 0
 	all := make(chan struct{})
 	_, err = beta.bus.Handle(ctx, "worker.*", func(_ context.Context, e eventbus.Event) error {
-		out.printf("beta monitor <- %-20s %-16s from %s\n", e.Topic, e.Type, e.Source)
+		out.Printf("beta monitor <- %-20s %-16s from %s\n", e.Topic, e.Type, e.Source)
 		mu.Lock()
 		defer mu.Unlock()
 		byType[e.Type]++
@@ -210,11 +203,11 @@ func run(ctx context.Context, w io.Writer, workers int) (err error) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	out.printf("beta received %d worker events from alpha: %d spawned, %d progress, %d complete, %d failed\n",
+	out.Printf("beta received %d worker events from alpha: %d spawned, %d progress, %d complete, %d failed\n",
 		got, byType[eventbus.WorkerSpawned], byType[eventbus.WorkerProgress],
 		byType[eventbus.WorkerComplete], byType[eventbus.WorkerFailed])
 	as, bs := alpha.br.Stats(), beta.br.Stats()
-	out.printf("alpha exported %d, imported %d; beta imported %d, exported %d (%d not sent back: loop prevention)\n",
+	out.Printf("alpha exported %d, imported %d; beta imported %d, exported %d (%d not sent back: loop prevention)\n",
 		as.Exported, as.Imported, bs.Imported, bs.Exported, bs.Looped)
 	printStats(out, "alpha", as)
 	printStats(out, "beta", bs)
@@ -223,8 +216,8 @@ func run(ctx context.Context, w io.Writer, workers int) (err error) {
 
 // printStats prints every counter of a bridge: what it relayed, and what it
 // held back or could not relay, with the import errors by kind.
-func printStats(out *syncWriter, name string, st natsbridge.Stats) {
-	out.printf("%s bridge: export: %d exported, %d looped, %d errors, %d dropped; "+
+func printStats(out *log.Logger, name string, st natsbridge.Stats) {
+	out.Printf("%s bridge: export: %d exported, %d looped, %d errors, %d dropped; "+
 		"import: %d imported, %d echoes, %d duplicates, %d filtered, %d errors%s, %d dropped\n",
 		name, st.Exported, st.Looped, st.ExportErrors, st.ExportDropped,
 		st.Imported, st.Echoes, st.Duplicates, st.Filtered, st.ImportErrors, byKind(st.ImportErrorsByKind), st.ImportDropped)
@@ -251,16 +244,16 @@ func runNode(ctx context.Context, w io.Writer, name, url string, every time.Dura
 	if strings.ContainsAny(name, " \t./*?>") {
 		return fmt.Errorf("node name %q: use letters, digits, '-' or '_'", name)
 	}
-	out := &syncWriter{w: w}
+	out := newOutput(w)
 	n, err := startNode(name, url, nats.MaxReconnects(-1))
 	if err != nil {
 		return err
 	}
-	out.printf("%s: bridged to %s on worker.*\n", name, url)
+	out.Printf("%s: bridged to %s on worker.*\n", name, url)
 
 	_, err = n.bus.Handle(ctx, "worker.*", func(_ context.Context, e eventbus.Event) error {
 		if !strings.HasPrefix(e.Source, name+"/") {
-			out.printf("%s <- %-24s %-16s from %s\n", name, e.Topic, e.Type, e.Source)
+			out.Printf("%s <- %-24s %-16s from %s\n", name, e.Topic, e.Type, e.Source)
 		}
 		return nil
 	}, eventbus.WithName("monitor"))
@@ -270,7 +263,7 @@ func runNode(ctx context.Context, w io.Writer, name, url string, every time.Dura
 		for i := 1; err == nil; i++ {
 			id := fmt.Sprintf("%s-%d", name, i)
 			if err = work(ctx, n.bus.Publisher(name+"/worker-"+fmt.Sprint(i)), id, i%5 == 0); err == nil {
-				out.printf("%s -> worker %s done\n", name, id)
+				out.Printf("%s -> worker %s done\n", name, id)
 			}
 			select {
 			case <-tick.C:
@@ -285,7 +278,7 @@ func runNode(ctx context.Context, w io.Writer, name, url string, every time.Dura
 	// Closing the bridge first makes its counters final.
 	err = errors.Join(err, n.close())
 	st := n.br.Stats()
-	out.printf("%s: exported %d, imported %d\n", name, st.Exported, st.Imported)
+	out.Printf("%s: exported %d, imported %d\n", name, st.Exported, st.Imported)
 	printStats(out, name, st)
 	return err
 }

@@ -49,7 +49,7 @@ func TestRun(t *testing.T) {
 
 func TestPrintStats(t *testing.T) {
 	var buf bytes.Buffer
-	printStats(&syncWriter{w: &buf}, "x", natsbridge.Stats{Exported: 1200, ImportErrors: 3,
+	printStats(newOutput(&buf), "x", natsbridge.Stats{Exported: 1200, ImportErrors: 3,
 		ImportErrorsByKind: map[natsbridge.ImportErrorKind]uint64{natsbridge.ImportNoID: 2, natsbridge.ImportEmpty: 1}})
 	assert.Equal(t, "x bridge: export: 1200 exported, 0 looped, 0 errors, 0 dropped; "+
 		"import: 0 imported, 0 echoes, 0 duplicates, 0 filtered, 3 errors (empty 1, no_id 2), 0 dropped\n", buf.String())

@@ -68,18 +68,6 @@ type progress struct {
 // steps is how many progress steps a job reports.
 const steps = 3
 
-// output serialises the lines the workers, the monitor and run write.
-type output struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (o *output) printf(format string, args ...any) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	fmt.Fprintf(o.w, format, args...)
-}
-
 // run opens the file, publishes jobs if it has none, and works until every
 // job is acknowledged; then it prints the monitor's tally of this run.
 func run(ctx context.Context, w io.Writer, path string, jobs, workers int, delay time.Duration) error {
@@ -92,7 +80,9 @@ func run(ctx context.Context, w io.Writer, path string, jobs, workers int, delay
 	if err != nil {
 		return err
 	}
-	out := &output{w: w}
+	// The workers, the monitor and run print lines from several
+	// goroutines: a log.Logger with no prefix or flags writes each whole.
+	out := log.New(w, "", 0)
 	fresh := bus.LastSeq() == 0
 
 	// The monitor: one handler for everything the workers report.
@@ -122,7 +112,7 @@ func run(ctx context.Context, w io.Writer, path string, jobs, workers int, delay
 				_, _ = rp.Emit(ctx, eventbus.WorkerProgress, "worker.progress", progress{j.N, step, steps})
 			}
 			_, _ = rp.Emit(ctx, eventbus.WorkerComplete, "worker.complete", j)
-			out.printf("%s did job %d\n", name, j.N)
+			out.Printf("%s did job %d\n", name, j.N)
 			return nil
 		},
 			eventbus.Durable("worker"), eventbus.WithQueueGroup("worker"), eventbus.WithName(name),
@@ -150,7 +140,7 @@ func run(ctx context.Context, w io.Writer, path string, jobs, workers int, delay
 		if err := bus.Flush(ctx); err != nil {
 			return errors.Join(err, bus.Close())
 		}
-		out.printf("published %d jobs\n", jobs)
+		out.Printf("published %d jobs\n", jobs)
 	}
 	all, last, err := jobsAfter(ctx, bus, 0)
 	if err != nil {
@@ -161,7 +151,7 @@ func run(ctx context.Context, w io.Writer, path string, jobs, workers int, delay
 		if err != nil {
 			return errors.Join(err, bus.Close())
 		}
-		out.printf("resuming: %d of %d jobs left\n", left, all)
+		out.Printf("resuming: %d of %d jobs left\n", left, all)
 	}
 	// The pool is done when its cursor has passed the last job.
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -178,14 +168,14 @@ func run(ctx context.Context, w io.Writer, path string, jobs, workers int, delay
 	}
 	tallyMu.Lock()
 	defer tallyMu.Unlock()
-	out.printf("done: %d jobs this run, all %d acknowledged\n", tally[eventbus.WorkerComplete], all)
+	out.Printf("done: %d jobs this run, all %d acknowledged\n", tally[eventbus.WorkerComplete], all)
 	types := make([]string, 0, len(tally))
 	for t := range tally {
 		types = append(types, string(t))
 	}
 	sort.Strings(types)
 	for _, t := range types {
-		out.printf("  %-16s %d\n", t, tally[eventbus.EventType(t)])
+		out.Printf("  %-16s %d\n", t, tally[eventbus.EventType(t)])
 	}
 	return nil
 }
