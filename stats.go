@@ -48,22 +48,21 @@ func HistogramBound(i int) time.Duration {
 
 // histogram counts durations in power-of-two nanosecond buckets, so
 // observing allocates nothing and takes two atomic operations, and a third
-// for the sum, which the loop adds once per run of deliveries.
+// for the sum; the loop adds a run of deliveries' sum once, and a bucket
+// once per stretch of the run with the same latency (countN).
 type histogram struct {
 	buckets [histBuckets]atomic.Uint64
 	sum     atomic.Int64
 	max     atomic.Int64
 }
 
+// observe counts one observation of ns, the sum included.
 func (h *histogram) observe(ns int64) {
-	h.addSum(h.count(ns))
+	h.addSum(h.countN(ns, 1))
 }
 
-// count counts ns in the buckets and the maximum, not in the sum, and
-// returns what to add to the sum.
-func (h *histogram) count(ns int64) int64 { return h.countN(ns, 1) }
-
-// countN is count for k observations of ns: it returns k×ns.
+// countN counts k observations of ns in the buckets and the maximum, not
+// in the sum, and returns what to add to the sum (k×ns).
 func (h *histogram) countN(ns, k int64) int64 {
 	if ns < 0 {
 		ns = 0
@@ -77,7 +76,7 @@ func (h *histogram) countN(ns, k int64) int64 {
 	}
 }
 
-// addSum adds durations counted with count to the sum.
+// addSum adds durations counted with countN to the sum.
 func (h *histogram) addSum(ns int64) { h.sum.Add(ns) }
 
 // snapshot copies the counts.
