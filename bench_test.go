@@ -557,3 +557,34 @@ func memNow() (runtime.MemStats, int) {
 	runtime.ReadMemStats(&m)
 	return m, runtime.NumGoroutine()
 }
+
+// BenchmarkMemoryStoreAppend appends batches of 64 events to a full
+// MemoryStore (the default 10,000), as the loop does under load: ns/op is
+// per event.
+func BenchmarkMemoryStoreAppend(b *testing.B) {
+	ctx := context.Background()
+	store := eventbus.NewMemoryStore()
+	defer store.Close()
+	batch := make([]eventbus.Event, 64)
+	for i := range batch {
+		batch[i] = benchEvent("worker.task")
+	}
+	var seq uint64
+	fill := func() {
+		for i := range batch {
+			seq++
+			batch[i].Seq = seq
+		}
+		if err := store.Append(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range eventbus.DefaultMemoryEvents / len(batch) {
+		fill()
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		fill()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/event")
+}

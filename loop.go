@@ -64,7 +64,7 @@ func newLoop(b *Bus, last uint64) *loop {
 	l.timer.Stop()
 	l.fanned.Store(last)
 	if b.store != nil {
-		l.tail.init(tailSize, last)
+		l.tail.init(last)
 	}
 	return l
 }

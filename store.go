@@ -119,7 +119,7 @@ type MemoryStore struct {
 	maxAge    time.Duration
 
 	mu      sync.RWMutex
-	ring    []Event // ring[(head+i)%len(ring)] for i < n, oldest first
+	ring    []Event // ring[(head+i)%len(ring)] for i < n, oldest first (see at)
 	head, n int
 	lastSeq uint64
 	closed  bool
@@ -143,7 +143,23 @@ func NewMemoryStore(opts ...MemoryStoreOption) *MemoryStore {
 // Seq numbering does not outlive it. It implements EpochStore.
 func (m *MemoryStore) Epoch(context.Context) (string, error) { return m.epoch, nil }
 
-func (m *MemoryStore) at(i int) *Event { return &m.ring[(m.head+i)%len(m.ring)] }
+// at returns the i-th oldest event, i < n. The index wraps by subtraction:
+// head and i are below len(ring), and a division per event was a tenth of
+// an Append.
+func (m *MemoryStore) at(i int) *Event {
+	j := m.head + i
+	if j >= len(m.ring) {
+		j -= len(m.ring)
+	}
+	return &m.ring[j]
+}
+
+// dropHead moves head past the oldest event.
+func (m *MemoryStore) dropHead() {
+	if m.head++; m.head == len(m.ring) {
+		m.head = 0
+	}
+}
 
 // Append stores events, in order and all at once. Each Seq must be greater
 // than the one before it and than LastSeq; otherwise nothing is stored and
@@ -165,7 +181,7 @@ func (m *MemoryStore) Append(ctx context.Context, events []Event) error {
 		last = events[i].Seq
 	}
 	for i := range events {
-		m.push(events[i])
+		m.push(&events[i])
 	}
 	if len(events) > 0 {
 		m.lastSeq = last
@@ -176,10 +192,10 @@ func (m *MemoryStore) Append(ctx context.Context, events []Event) error {
 
 // push adds e at the tail, growing the ring up to maxEvents or overwriting
 // the oldest event once it is full.
-func (m *MemoryStore) push(e Event) {
+func (m *MemoryStore) push(e *Event) {
 	if m.maxEvents > 0 && m.n == m.maxEvents {
-		*m.at(0) = e
-		m.head = (m.head + 1) % len(m.ring)
+		*m.at(0) = *e
+		m.dropHead()
 		return
 	}
 	if m.n == len(m.ring) {
@@ -193,7 +209,7 @@ func (m *MemoryStore) push(e Event) {
 		}
 		m.ring, m.head = grown, 0
 	}
-	*m.at(m.n) = e
+	*m.at(m.n) = *e
 	m.n++
 }
 
@@ -205,7 +221,7 @@ func (m *MemoryStore) prune() {
 	cutoff := m.now().Add(-m.maxAge)
 	for m.n > 0 && m.at(0).Timestamp.Before(cutoff) {
 		*m.at(0) = Event{}
-		m.head = (m.head + 1) % len(m.ring)
+		m.dropHead()
 		m.n--
 	}
 }

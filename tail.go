@@ -2,8 +2,12 @@ package eventbus
 
 import "iter"
 
-// tailSize is how many recent events the loop keeps for rejoins.
+// tailSize is how many recent events the loop keeps for rejoins: a power
+// of two, so a Seq's low bits pick its slot (the line after fails to
+// compile otherwise).
 const tailSize = 1024
+
+var _ = [1]struct{}{}[tailSize&(tailSize-1)]
 
 // tail is a ring of the most recent events the loop has fanned out, with
 // consecutive Seqs, so a catch-up goroutine can be taken back live without
@@ -16,8 +20,9 @@ type tail struct {
 	last uint64     // Seq of the newest entry (or the store's LastSeq at start)
 }
 
-func (t *tail) init(size int, last uint64) {
-	t.ring = make([]envelope, size)
+// init makes the ring.
+func (t *tail) init(last uint64) {
+	t.ring = make([]envelope, tailSize)
 	t.last = last
 }
 
@@ -28,7 +33,7 @@ func (t *tail) add(it *item, stored bool) {
 		return
 	}
 	t.last = it.e.Seq
-	slot := &t.ring[t.last%uint64(len(t.ring))]
+	slot := &t.ring[t.last&uint64(len(t.ring)-1)]
 	if stored {
 		slot.e, slot.at = it.e, it.at
 	} else {
@@ -47,7 +52,7 @@ func (t *tail) covers(from uint64) bool {
 func (t *tail) since(from uint64) iter.Seq2[uint64, *envelope] {
 	return func(yield func(uint64, *envelope) bool) {
 		for seq := from; seq <= t.last; seq++ {
-			env := &t.ring[seq%uint64(len(t.ring))]
+			env := &t.ring[seq&uint64(len(t.ring)-1)]
 			if env.e.Seq != seq {
 				env = nil // not stored
 			}
