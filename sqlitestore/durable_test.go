@@ -210,8 +210,12 @@ func BenchmarkDurableHandle(b *testing.B) {
 				b.Fatal(err)
 			}
 			done.Wait()
-			for sub.Stats().Lagging {
-				time.Sleep(time.Millisecond)
+			// Nothing announces the hand-over: look until it has happened,
+			// for at most 10 s.
+			for deadline := time.Now().Add(10 * time.Second); sub.Stats().Lagging; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					b.Fatal("the durable consumer still replays after 10s")
+				}
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
