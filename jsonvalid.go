@@ -121,7 +121,7 @@ str: // at the opening quote
 			x := binary.LittleEndian.Uint64(data[i:])
 			if m = specialStringBytes(x); m != 0 {
 				i += bits.TrailingZeros64(m) >> 3
-				break
+				goto special // data[i] is the first special byte
 			}
 			i += 8
 		}
@@ -131,6 +131,7 @@ str: // at the opening quote
 		if i >= n {
 			return false
 		}
+	special:
 		if c = data[i]; c == '"' {
 			i++
 			break
@@ -194,7 +195,9 @@ after: // a value ended before i
 // skipSpace returns the index of the first byte from i on that is not JSON
 // whitespace. It is small enough to be inlined.
 func skipSpace(data []byte, i int) int {
-	for i < len(data) && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
+	// Every whitespace byte is at most ' ': most bytes are ruled out by
+	// the first comparison.
+	for i < len(data) && data[i] <= ' ' && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
 		i++
 	}
 	return i

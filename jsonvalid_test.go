@@ -12,6 +12,9 @@ var jsonCases = []string{
 	``, ` `, `nul`, `nulls`, `tru`, `01`, `-`, `1.`, `.5`, `1e`, `1e+`, `+1`, `"`, `"\x"`, `"\u12"`, `"\u12g4"`,
 	"\"a\x01\"", `[1,]`, `[,1]`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{a:1}`, `{"a":1 "b":2}`, `[1 2]`, `1 2`, `[`, `{`,
 	strings.Repeat("[", 10001) + strings.Repeat("]", 10001), strings.Repeat("[", 100) + strings.Repeat("]", 100),
+	// Whitespace is ' ', '\t', '\n' and '\r'; other bytes up to ' ' are not.
+	"\t{\r\n\"a\" :\t[ 1 ,\n2 ]\r}\n", "\v1", "1\f", "[1,\x00 2]", "{\"a\":\x1f1}",
+	`{"worker":"w-0042","task":"index","progress":0.5,"note":"a payload of about one hundred bytes."}`,
 }
 
 func TestValidJSON(t *testing.T) {
@@ -65,17 +68,25 @@ func FuzzValidJSON(f *testing.F) {
 }
 
 func BenchmarkValidJSON(b *testing.B) {
-	payload := []byte(`{"worker":"w-17","task":"index","pct":42,"note":"a payload of about one hundred bytes......"}`)
-	b.Run("eventbus", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			validJSON(payload)
+	for _, p := range []struct{ name, payload string }{
+		{"compact", `{"worker":"w-17","task":"index","pct":42,"note":"a payload of about one hundred bytes......"}`},
+		{"indented", "{\n  \"worker\": \"w-17\",\n  \"task\": \"index\",\n  \"pct\": 42,\n  \"note\": \"a payload of about one hundred bytes\"\n}"},
+	} {
+		payload := []byte(p.payload)
+		if !json.Valid(payload) {
+			b.Fatalf("%s: not valid JSON", p.name)
 		}
-	})
-	b.Run("encoding/json", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			json.Valid(payload)
-		}
-	})
+		b.Run(p.name+"/eventbus", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				validJSON(payload)
+			}
+		})
+		b.Run(p.name+"/encoding/json", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				json.Valid(payload)
+			}
+		})
+	}
 }
