@@ -63,7 +63,8 @@ type mailbox struct {
 	sealed  chan struct{} // closed by end: nothing more enters
 	// linger is the pump's timer, made by its first run and kept for the
 	// next, so a mailbox whose reader falls behind now and then does not
-	// allocate one per backlog. Only the pump touches it.
+	// allocate one per backlog. Only the pump touches it, and it stops it
+	// under mu as it leaves (see leave).
 	linger *time.Timer
 
 	// queued counts the envelopes in queue, the one the pump is sending
@@ -341,9 +342,6 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 		if grace != nil {
 			grace.Stop()
 		}
-		if m.linger != nil {
-			m.linger.Stop()
-		}
 	}()
 	m.mu.Lock()
 	for {
@@ -389,7 +387,7 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 					continue
 				}
 			}
-			m.pumping = false
+			m.leave()
 			m.queue.release()
 			if m.ended {
 				close(m.out)
@@ -443,13 +441,23 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 		m.queue.reset()
 		m.queue.release()
 		m.queued.Add(-int64(rest))
-		m.pumping = false
+		m.leave()
 		if m.ended { // else end closes out
 			close(m.out)
 		}
 		m.mu.Unlock()
 		return rest
 	}
+}
+
+// leave ends the pump's turn: the next pump may start once m.mu is let
+// go, and it will use linger, so the timer is stopped here, under the
+// lock, not as this pump's goroutine returns. m.mu must be held.
+func (m *mailbox) leave() {
+	if m.linger != nil {
+		m.linger.Stop()
+	}
+	m.pumping = false
 }
 
 // envRing is a FIFO of envelopes that grows with what it holds. Its
