@@ -12,6 +12,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"weak"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -190,6 +191,50 @@ func TestUnstoredPayloadsNotRetained(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
 	assert.Less(t, grown, int64(16<<20), "64 MiB of unstored payloads published to nobody must not stay live")
+}
+
+// TestDeliveredPayloadsNotRetained: once a subscriber has received and
+// dropped them, events that were not stored leave nothing of theirs in
+// the bus (its batches, rings and channels), so their payloads can be
+// collected.
+func TestDeliveredPayloadsNotRetained(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		t.Run(fmt.Sprintf("async=%v", async), func(t *testing.T) {
+			b := newBus(t, eventbus.WithStore(nil))
+			sub, err := b.Subscribe(t.Context(), "big.*")
+			require.NoError(t, err)
+			const n = 300 // beyond C, so some go through the mailbox's ring
+			got := make(chan int)
+			go func() {
+				k := 0
+				for range sub.C() {
+					if k++; k == n {
+						break
+					}
+				}
+				got <- k
+			}()
+			weaks := make([]weak.Pointer[byte], n)
+			for i := range n {
+				e := ev("big.x")
+				// Over 16 bytes: smaller ones share blocks of the tiny
+				// allocator, which its cache keeps alive.
+				e.Payload = []byte(fmt.Sprintf(`{"i":%d,"pad":"past the tiny allocator's 16 bytes"}`, i))
+				weaks[i] = weak.Make(&e.Payload[0])
+				if async {
+					require.NoError(t, b.PublishAsync(t.Context(), e))
+				} else {
+					require.NoError(t, b.Publish(t.Context(), e))
+				}
+			}
+			require.Equal(t, n, <-got)
+			require.NoError(t, b.Flush(t.Context()))
+			runtime.GC()
+			for i, w := range weaks {
+				require.Nil(t, w.Value(), "the payload of event %d is still reachable", i)
+			}
+		})
+	}
 }
 
 func TestPacing(t *testing.T) {
