@@ -484,7 +484,7 @@ func (r *envRing) grow() {
 	for i := range r.size {
 		buf[i] = r.buf[(r.head+i)&(len(r.buf)-1)]
 	}
-	if len(r.buf) > 0 {
+	if len(r.buf) == ringMin { // the one size ringBufs keeps
 		clear(r.buf)
 		putRingBuf(r.buf)
 	}
@@ -530,9 +530,7 @@ func (r *envRing) reset() {
 // leaves, not on every drain, so a steady stream does not reallocate it.
 func (r *envRing) release() {
 	if r.size == 0 {
-		if len(r.buf) > 0 {
-			putRingBuf(r.buf)
-		}
+		putRingBuf(r.buf) // zero: every slot was emptied
 		r.buf, r.head = nil, 0
 	}
 }
@@ -558,7 +556,8 @@ func takeRingBuf(n int) []envelope {
 	return make([]envelope, n)
 }
 
-// putRingBuf gives a buffer back; every envelope in it must be zero.
+// putRingBuf gives a buffer back if it is of ringMin envelopes; every
+// envelope in it must be zero.
 func putRingBuf(buf []envelope) {
 	if len(buf) == ringMin {
 		ringBufs.Put((*[ringMin]envelope)(buf))

