@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"sync"
+	"unsafe"
 
 	"github.com/choiros/eventbus"
 )
@@ -36,6 +37,29 @@ func channelPointerBaseline() impl {
 		name:  pointerBaselineName,
 		notes: "as the baseline, but sends a pointer to the shared event (8 bytes) instead of the 136-byte value: the pointer-size limit users compare a bus with",
 		setup: chanSetup(func(f *fixture, i int) *eventbus.Event { return &f.events[i] }),
+	}
+}
+
+// message40 is a 40-byte message, the size the channel fan-out of the
+// harness quoted in the firehose issue sends.
+type message40 struct {
+	seq   uint64
+	topic string
+	at, n int64
+}
+
+var _ = [1]struct{}{}[unsafe.Sizeof(message40{})-40] // 40 bytes exactly
+
+// channel40Baseline is the baseline sending a 40-byte message: between
+// the pointer and the Event, and what the firehose issue's first figures
+// were measured against.
+func channel40Baseline() impl {
+	return impl{
+		name:  baselineName + ", 40-byte message",
+		notes: "as the baseline, but sends a 40-byte struct (Seq, topic, two integers): the message size of the harness quoted in the firehose issue",
+		setup: chanSetup(func(f *fixture, i int) message40 {
+			return message40{seq: uint64(i), topic: f.events[i].Topic}
+		}),
 	}
 }
 

@@ -55,6 +55,7 @@ func firehoseImpls() []impl {
 	return []impl{
 		channelBaseline(),
 		channelPointerBaseline(),
+		channel40Baseline(),
 		eventbusConfigured("eventbus default config",
 			"PublishAsync; New() defaults: DropOldest, MemoryStore (10,000 newest), mailbox 1,000"),
 		eventbusConfigured("eventbus CatchUp",

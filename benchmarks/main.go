@@ -18,6 +18,7 @@ func implementations() []impl {
 	return []impl{
 		channelBaseline(),
 		channelPointerBaseline(),
+		channel40Baseline(),
 		eventbusImpl("eventbus PublishAsync", true, false, nil),
 		eventbusImpl("eventbus Publish (sync)", false, false, []string{"W1"}),
 		eventbusImpl("eventbus PublishAsync + memory store", true, true, []string{"W1"}),
