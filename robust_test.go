@@ -204,16 +204,7 @@ func TestDeliveredPayloadsNotRetained(t *testing.T) {
 			sub, err := b.Subscribe(t.Context(), "big.*")
 			require.NoError(t, err)
 			const n = 300 // beyond C, so some go through the mailbox's ring
-			got := make(chan int)
-			go func() {
-				k := 0
-				for range sub.C() {
-					if k++; k == n {
-						break
-					}
-				}
-				got <- k
-			}()
+			got := countN(sub, n)
 			weaks := make([]weak.Pointer[byte], n)
 			for i := range n {
 				e := ev("big.x")
@@ -235,6 +226,23 @@ func TestDeliveredPayloadsNotRetained(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countN receives from sub's C until it has n events or C is closed, then
+// sends how many it received (the channel holds it, so a test that fails
+// first leaves no goroutine behind once the bus closes C).
+func countN(sub *eventbus.Subscription, n int) <-chan int {
+	got := make(chan int, 1)
+	go func() {
+		k := 0
+		for range sub.C() {
+			if k++; k == n {
+				break
+			}
+		}
+		got <- k
+	}()
+	return got
 }
 
 func TestPacing(t *testing.T) {
@@ -274,16 +282,7 @@ func TestPacing(t *testing.T) {
 		fast, err := b.Subscribe(t.Context(), "f.*", eventbus.WithBuffer(100))
 		require.NoError(t, err)
 		const n = 20000
-		got := make(chan int, 1)
-		go func() {
-			k := 0
-			for range fast.C() {
-				if k++; k == n {
-					break
-				}
-			}
-			got <- k
-		}()
+		got := countN(fast, n)
 		for range n {
 			require.NoError(t, b.PublishAsync(t.Context(), ev("f.x")))
 		}
