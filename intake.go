@@ -174,10 +174,7 @@ func (q *intake) close() {
 		return
 	}
 	q.closed = true
-	if q.space != nil {
-		close(q.space)
-		q.space = nil
-	}
+	q.freeLocked()
 	q.wakeLocked()
 }
 
@@ -222,10 +219,7 @@ func (q *intake) takeNow(spare []item) []item {
 	items := q.items
 	q.items = spare[:0]
 	q.events = 0
-	if q.space != nil {
-		close(q.space)
-		q.space = nil
-	}
+	q.freeLocked()
 	return items
 }
 
@@ -240,11 +234,17 @@ func (q *intake) takeMore(items []item) []item {
 	clear(q.items)
 	q.items = q.items[:0]
 	q.events = 0
+	q.freeLocked()
+	return items
+}
+
+// freeLocked wakes the publishers waiting for room (see put): the items
+// were taken, or the intake closed. q.mu must be held.
+func (q *intake) freeLocked() {
 	if q.space != nil {
 		close(q.space)
 		q.space = nil
 	}
-	return items
 }
 
 // kick wakes the loop if work waits for it: a publisher that took the

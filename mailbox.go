@@ -37,9 +37,10 @@ const drainGrace = 200 * time.Millisecond
 // it, and its memory grows with what waits, not with bound.
 //
 // For Subscribe, events wait first in out, the channel C returns (at most
-// outCap of them, or blockOutCap under Block), then in queue, a ring of envelopes that a pump
-// goroutine moves into out as the reader makes room; the pump runs only
-// while queue holds something (and pumpLinger after, for the next burst).
+// outCap of them, or blockOutCap under Block), then in queue, a ring of
+// envelopes that a pump goroutine moves into out as the reader makes room;
+// the pump runs only while queue holds something (and pumpLinger after,
+// for the next burst).
 // For Handle there is no out: the handler runner takes envelopes from
 // queue itself.
 //
@@ -388,7 +389,6 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 				}
 			}
 			m.leave()
-			m.queue.release()
 			if m.ended {
 				close(m.out)
 			}
@@ -439,7 +439,6 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 		m.sending = false
 		rest := m.queue.len()
 		m.queue.reset()
-		m.queue.release()
 		m.queued.Add(-int64(rest))
 		m.leave()
 		if m.ended { // else end closes out
@@ -450,10 +449,12 @@ func (m *mailbox) pumpRun(done <-chan struct{}) int {
 	}
 }
 
-// leave ends the pump's turn: the next pump may start once m.mu is let
-// go, and it will use linger, so the timer is stopped here, under the
-// lock, not as this pump's goroutine returns. m.mu must be held.
+// leave ends the pump's turn with queue empty: it lets the ring's buffer
+// go and stops linger. The next pump may start once m.mu is let go, and it
+// will use linger, so the timer is stopped here, under the lock, not as
+// this pump's goroutine returns. m.mu must be held.
 func (m *mailbox) leave() {
+	m.queue.release()
 	if m.linger != nil {
 		m.linger.Stop()
 	}

@@ -112,10 +112,10 @@ type Subscription struct {
 // (12 at most; under Block, the whole bound up to 1,024); the rest of the
 // backlog, up to the subscription's bound, waits behind it and moves in as
 // the reader receives, so a receive that does not wait may find C empty
-// while events still wait behind it (Stats().Pending counts them all). After the subscription ends, C is
-// closed once every waiting event has been received, or once the reader
-// has left one unreceived for 200ms (the rest are then dropped and
-// counted). For a subscription made by Handle, events go to the handler
+// while events still wait behind it (Stats().Pending counts them all).
+// After the subscription ends, C is closed once every waiting event has
+// been received, or once the reader has left one unreceived for 200ms (the
+// rest are then dropped and counted). For a subscription made by Handle, events go to the handler
 // and C only closes.
 func (s *Subscription) C() <-chan Event { return s.c }
 
