@@ -18,22 +18,16 @@ import (
 const nakDelay = time.Second
 
 // subscribeCore subscribes to the subjects that cover the import patterns
-// (see importSubjects), in the queue group if there is one, and flushes, so that the server has them before New
-// returns. nats.go calls the handler of each subscription on a goroutine of
+// (see importSubjects), in the queue group if there is one, and flushes,
+// so that the server has them before New returns. nats.go calls the handler of each subscription on a goroutine of
 // its own, one message at a time, so events on one subject keep their order.
 func (b *Bridge) subscribeCore(ctx context.Context) error {
 	subjects, exact := importSubjects(b.cfg.prefix, b.cfg.imports)
 	for i, subject := range subjects {
 		ex := exact[i]
 		closed := make(chan struct{})
-		handle := func(m *nats.Msg) { b.importCore(m, ex) }
-		var sub *nats.Subscription
-		var err error
-		if b.cfg.queue != "" {
-			sub, err = b.nc.QueueSubscribe(subject, b.cfg.queue, handle)
-		} else {
-			sub, err = b.nc.Subscribe(subject, handle)
-		}
+		// With no queue group (""), QueueSubscribe is Subscribe.
+		sub, err := b.nc.QueueSubscribe(subject, b.cfg.queue, func(m *nats.Msg) { b.importCore(m, ex) })
 		if err != nil {
 			return fmt.Errorf("natsbridge: subscribe %q: %w", subject, err)
 		}

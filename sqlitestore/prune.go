@@ -173,20 +173,3 @@ func (s *Store) recount() error {
 	s.count.Store(total)
 	return nil
 }
-
-// episode is a background task's failure state, so that a failure is
-// logged once, and its end once, rather than at every retry.
-type episode struct{ failing bool }
-
-// note logs err, the outcome of the task named what, if it starts or ends
-// a failure episode.
-func (e *episode) note(s *Store, err error, what string) {
-	switch {
-	case err != nil && !e.failing:
-		e.failing = true
-		s.cfg.logger.Warn("sqlitestore: "+what+" failed; will retry", "path", s.path, "err", err)
-	case err == nil && e.failing:
-		e.failing = false
-		s.cfg.logger.Info("sqlitestore: "+what+" works again", "path", s.path)
-	}
-}
