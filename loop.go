@@ -300,12 +300,21 @@ func (l *loop) fanoutRun(run []item, perr error, now int64, who turn, n *counts)
 	touched := l.touched[:0]
 	b.reg.mu.Lock()
 	grouped := len(b.reg.groups) > 0
+	var (
+		routes []*Subscription
+		routed string // the topic of routes; "" is no topic
+	)
 	for i := range run {
 		it := &run[i]
 		if it.persist && perr != nil {
 			continue // not delivered
 		}
-		routes := b.reg.routes.Route(it.e.Topic)
+		if it.e.Topic != routed {
+			// A run often holds one topic: the route found for the event
+			// before holds (reg.mu is held), and comparing the topic, most
+			// often the same string, costs less than looking it up.
+			routes, routed = b.reg.routes.Route(it.e.Topic), it.e.Topic
+		}
 		if grouped && i > 0 && l.groupsFull(routes) {
 			run = run[:i]
 			break
