@@ -58,7 +58,7 @@ func channel40Baseline() impl {
 		name:  baselineName + ", 40-byte message",
 		notes: "as the baseline, but sends a 40-byte struct (Seq, topic, two integers): the message size of the harness quoted in the firehose issue",
 		setup: chanSetup(func(f *fixture, i int) message40 {
-			return message40{seq: uint64(i), topic: f.events[i].Topic}
+			return message40{seq: uint64(i), topic: f.events[i].Topic, at: int64(i), n: 1}
 		}),
 	}
 }
