@@ -115,8 +115,8 @@ type Subscription struct {
 // while events still wait behind it (Stats().Pending counts them all).
 // After the subscription ends, C is closed once every waiting event has
 // been received, or once the reader has left one unreceived for 200ms (the
-// rest are then dropped and counted). For a subscription made by Handle, events go to the handler
-// and C only closes.
+// rest are then dropped and counted). For a subscription made by Handle,
+// events go to the handler and C only closes.
 func (s *Subscription) C() <-chan Event { return s.c }
 
 // ID returns the subscription's bus-unique ID.

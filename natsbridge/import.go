@@ -19,8 +19,9 @@ const nakDelay = time.Second
 
 // subscribeCore subscribes to the subjects that cover the import patterns
 // (see importSubjects), in the queue group if there is one, and flushes,
-// so that the server has them before New returns. nats.go calls the handler of each subscription on a goroutine of
-// its own, one message at a time, so events on one subject keep their order.
+// so that the server has them before New returns. nats.go calls the
+// handler of each subscription on a goroutine of its own, one message at a
+// time, so events on one subject keep their order.
 func (b *Bridge) subscribeCore(ctx context.Context) error {
 	subjects, exact := importSubjects(b.cfg.prefix, b.cfg.imports)
 	for i, subject := range subjects {
