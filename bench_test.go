@@ -19,7 +19,7 @@ import (
 // work in the same run: one buffered channel (1024) and one reader goroutine
 // per subscriber, the publisher sending the event to each channel its topic
 // reaches. That is the physical limit; report both and their ratio. Each
-// baseline comes twice: "channel" sends the 136-byte Event by value (what
+// baseline comes twice: "channel" sends the 144-byte Event by value (what
 // the bus's C() carries), "chan-ptr" a pointer to one shared Event, the
 // pointer-size message that is the limit users compare a bus with.
 //
@@ -67,7 +67,7 @@ func benchSubs(b *testing.B, bus *eventbus.Bus, patterns []string) (wait func(wa
 }
 
 // chanFanout is the baseline: route maps a topic to the channels it
-// reaches. M is what a channel carries: the Event by value (136 bytes, as
+// reaches. M is what a channel carries: the Event by value (144 bytes, as
 // the bus's C() does) or a pointer to a shared Event (the pointer-size
 // message users compare a bus with: "chan-ptr").
 type chanFanout[M any] struct {

@@ -77,7 +77,7 @@
 //     "channel baseline, *Event" sends a pointer to it instead: a
 //     pointer-size message, the limit users compare a bus with. The table
 //     has a ratio column for each; the difference between the two is what
-//     copying the 136-byte Event into every mailbox costs. "channel
+//     copying the 144-byte Event into every mailbox costs. "channel
 //     baseline, 40-byte message" sends a 40-byte struct, the message size
 //     of the harness the firehose issue's first figures came from (no
 //     ratio column: divide by its row).

@@ -24,7 +24,7 @@ const (
 func channelBaseline() impl {
 	return impl{
 		name:  baselineName,
-		notes: "hand-written: chan eventbus.Event per subscriber (1024), precomputed topic→[]chan, the 136-byte Event sent by value; blocking send: lossless, ordered, no routing or validation",
+		notes: "hand-written: chan eventbus.Event per subscriber (1024), precomputed topic→[]chan, the 144-byte Event sent by value; blocking send: lossless, ordered, no routing or validation",
 		setup: chanSetup(func(f *fixture, i int) eventbus.Event { return f.events[i] }),
 	}
 }
@@ -35,7 +35,7 @@ func channelBaseline() impl {
 func channelPointerBaseline() impl {
 	return impl{
 		name:  pointerBaselineName,
-		notes: "as the baseline, but sends a pointer to the shared event (8 bytes) instead of the 136-byte value: the pointer-size limit users compare a bus with",
+		notes: "as the baseline, but sends a pointer to the shared event (8 bytes) instead of the 144-byte value: the pointer-size limit users compare a bus with",
 		setup: chanSetup(func(f *fixture, i int) *eventbus.Event { return &f.events[i] }),
 	}
 }

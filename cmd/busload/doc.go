@@ -92,7 +92,7 @@
 // lines start with "busload: baseline".
 //
 // With -baseline the load runs through the channels twice more: once
-// carrying the Event by value, as above (136 bytes, what the bus's
+// carrying the Event by value, as above (144 bytes, what the bus's
 // `<-chan Event` carries), and once carrying an 8-byte message, the publish
 // time itself, which is the pointer-size limit users compare a bus with.
 // Its lines start with "baseline-ptr" and "bus/ptr" (in JSON: "baseline_ptr"

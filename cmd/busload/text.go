@@ -47,7 +47,7 @@ func (r Report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "bus/baseline  p50 %.2fx  p99 %.2fx  throughput %.2fx (deliveries/s)\n", b.P50, b.P99, b.Throughput)
 	}
 	if r.BaselinePtr != nil {
-		fmt.Fprintln(w, "baseline-ptr  the same, each channel carrying an 8-byte message (the publish time) instead of the 136-byte Event")
+		fmt.Fprintln(w, "baseline-ptr  the same, each channel carrying an 8-byte message (the publish time) instead of the 144-byte Event")
 		r.BaselinePtr.writeText(w, "  ")
 	}
 	if b := r.BusOverBaselinePtr; b != nil {
